@@ -1,0 +1,5 @@
+#pragma once
+#define TRIT_VERSION_MAJOR 0
+#define TRIT_VERSION_MINOR 1
+#define TRIT_VERSION_PATCH 0
+#define TRIT_VERSION_STRING "0.1.0"
