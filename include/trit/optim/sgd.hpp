@@ -1,0 +1,85 @@
+#pragma once
+// optim::SGD<Q, T>: stochastic gradient descent with momentum, dampening, Nesterov and L2
+// weight decay, exactly PyTorch's torch.optim.SGD rule, on the latent weights of policy Q.
+//
+//   optim::SGD<> sgd(model, {.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4});
+//   loss.backward(); sgd.step(); sgd.zero_grad();
+//
+// Per parameter, with g the gradient and p the latent weight:
+//   d = g + weight_decay * p
+//   if momentum != 0:  b = d on the first step, else b = momentum * b + (1 - dampening) * d
+//                      d = nesterov ? d + momentum * b : b
+//   p -= lr * d
+// State: p.state = {b} once momentum is on.
+#include <cmath>
+#include <cstdint>
+#include <utility>
+
+#include "trit/optim/optimizer.hpp"
+#include "trit/quant/none.hpp"
+
+namespace trit::optim {
+
+struct SGDOptions {
+  double lr = 1e-3;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+
+  // Throws trit::Error naming the bad field: negative values, or Nesterov without momentum or
+  // with dampening (as PyTorch refuses).
+  void validate() const {
+    check(lr >= 0 && std::isfinite(lr), "SGD", "lr must be >= 0, got ", lr);
+    check(momentum >= 0, "SGD", "momentum must be >= 0, got ", momentum);
+    check(weight_decay >= 0, "SGD", "weight_decay must be >= 0, got ", weight_decay);
+    check(!nesterov || (momentum > 0 && dampening == 0), "SGD",
+          "nesterov needs momentum > 0 and dampening 0, got momentum ", momentum,
+          " and dampening ", dampening);
+  }
+};
+
+template <class Quantizer = quant::None, class T = float>
+  requires WeightQuantizer<Quantizer, T>
+class SGD : public Optimizer<Quantizer, T> {
+  using Base = Optimizer<Quantizer, T>;
+
+ public:
+  SGD(const typename Base::NamedTensors& parameters, const SGDOptions& options,
+      Quantizer policy = Quantizer{})
+      : Base(parameters, (options.validate(), options.lr), std::move(policy)),
+        options_(options) {}
+  SGD(const nn::Module<T>& module, const SGDOptions& options, Quantizer policy = Quantizer{})
+      : SGD(module.named_parameters(), options, std::move(policy)) {}
+
+  const SGDOptions& options() const { return options_; }
+
+ protected:
+  void update(QuantizedParameter<T>& p, int64_t /*n*/) override {
+    const T lr = T(this->lr()), momentum = T(options_.momentum);
+    const T dampening = T(options_.dampening), decay = T(options_.weight_decay);
+    auto w = p.latent.array();
+    // d = g + weight_decay * p, in a temporary so p.grad is left as it was.
+    typename Tensor<T>::Array d = p.grad.array();
+    if (decay != 0) d += decay * w;
+    if (momentum != 0) {
+      if (p.state.empty()) {
+        p.state.push_back(Tensor<T>::empty(p.latent.shape()));
+        p.state[0].array() = d;
+      } else {
+        p.state[0].array() = momentum * p.state[0].array() + (1 - dampening) * d;
+      }
+      auto b = p.state[0].array();
+      if (options_.nesterov)
+        d += momentum * b;
+      else
+        d = b;
+    }
+    w -= lr * d;
+  }
+
+ private:
+  SGDOptions options_;
+};
+
+}  // namespace trit::optim
