@@ -1,0 +1,152 @@
+#pragma once
+// batch_norm: per-channel normalisation of x[N, C, H, W] or x[N, C], as PyTorch's
+// F.batch_norm, differentiable in x, weight and bias.
+//
+//   y[n, c, ...] = (x[n, c, ...] - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c]
+//
+// training = true: mean and var are the batch statistics over the M = N*H*W values of each
+//   channel (biased variance, divided by M), and the running statistics, when defined, are
+//   updated IN PLACE: running = (1 - momentum) * running + momentum * batch, with the unbiased
+//   variance (divided by M - 1) going into running_var. Needs M > 1.
+// training = false: mean and var are running_mean and running_var (both required), which
+//   are read only; the gradient treats them as constants.
+// weight / bias may be undefined Tensor<T>() (affine = false: scale 1, shift 0). The running
+// stats may be undefined in training (track_running_stats = false).
+//
+// Loops run per channel (in parallel over C) over the N contiguous H*W planes of that channel.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "trit/autograd/function.hpp"
+#include "trit/core/tensor.hpp"
+
+namespace trit {
+
+namespace detail {
+
+// Calls f(plane pointer) for the N contiguous planes of channel c (plane length hw).
+template <class T, class F>
+void for_channel_planes(T* data, int64_t N, int64_t C, int64_t hw, int64_t c, F&& f) {
+  for (int64_t n = 0; n < N; ++n) f(data + (n * C + c) * hw);
+}
+
+}  // namespace detail
+
+template <class T>
+Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                     Tensor<T> running_mean, Tensor<T> running_var, bool training,
+                     double momentum = 0.1, double eps = 1e-5) {
+  const char* op = "batch_norm";
+  check(x.dim() == 4 || x.dim() == 2, op, "input must be (N, C, H, W) or (N, C), got shape ",
+        to_string(x.shape()));
+  const int64_t N = x.size(0), C = x.size(1), hw = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
+  const int64_t M = N * hw;  // values per channel
+  for (const Tensor<T>* t : {&weight, &bias, &running_mean, &running_var})
+    check(!t->defined() || t->shape() == Shape{C}, op, "per-channel tensors must have shape [",
+          C, "] for input ", to_string(x.shape()), ", got ", to_string(t->shape()));
+  check(training || (running_mean.defined() && running_var.defined()), op,
+        "evaluation mode needs running_mean and running_var");
+  check(!training || M > 1, op, "training needs more than 1 value per channel, got input ",
+        to_string(x.shape()));
+  check(eps > 0, op, "eps must be positive, got ", eps);
+
+  // Per-channel statistics used for normalising: mean[c] and invstd[c] = 1/sqrt(var + eps).
+  std::vector<T> mean(C), invstd(C);
+  Tensor<T> y = Tensor<T>::empty(x.shape());
+  const T* xd = x.data();
+  T* yd = y.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    double mu, var;
+    if (training) {  // two passes: the mean, then the mean squared deviation (stable)
+      double sum = 0, sq = 0;
+      detail::for_channel_planes(xd, N, C, hw, c, [&](const T* p) {
+#pragma omp simd reduction(+ : sum)
+        for (int64_t i = 0; i < hw; ++i) sum += p[i];
+      });
+      mu = sum / double(M);
+      detail::for_channel_planes(xd, N, C, hw, c, [&](const T* p) {
+#pragma omp simd reduction(+ : sq)
+        for (int64_t i = 0; i < hw; ++i) sq += (p[i] - mu) * (p[i] - mu);
+      });
+      var = sq / double(M);
+      if (running_mean.defined()) {
+        T& rm = running_mean.data()[c];
+        rm = T((1 - momentum) * rm + momentum * mu);
+      }
+      if (running_var.defined()) {
+        T& rv = running_var.data()[c];
+        rv = T((1 - momentum) * rv + momentum * var * double(M) / double(M - 1));
+      }
+    } else {
+      mu = running_mean.data()[c];
+      var = running_var.data()[c];
+    }
+    mean[c] = T(mu);
+    invstd[c] = T(1.0 / std::sqrt(var + eps));
+    // y = x * scale + shift
+    const T scale = invstd[c] * (weight.defined() ? weight.data()[c] : T(1));
+    const T shift = (bias.defined() ? bias.data()[c] : T(0)) - mean[c] * scale;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* in = xd + (n * C + c) * hw;
+      T* out = yd + (n * C + c) * hw;
+      for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * scale + shift;
+    }
+  }
+
+  std::vector<Tensor<T>> inputs{x};
+  if (weight.defined()) inputs.push_back(weight);
+  if (bias.defined()) inputs.push_back(bias);
+  const bool need_x = x.requires_grad();
+  const bool need_w = weight.defined() && weight.requires_grad();
+  const bool need_b = bias.defined() && bias.requires_grad();
+  return record(
+      op, y, std::move(inputs),
+      [x_ = x.detach(), w_ = weight.defined() ? weight.detach() : Tensor<T>(),
+       has_b = bias.defined(), mean = std::move(mean), invstd = std::move(invstd), training,
+       need_x, need_w, need_b, N, C, hw, M](const Tensor<T>& gy) {
+        Tensor<T> gx = need_x ? Tensor<T>::empty(x_.shape()) : Tensor<T>();
+        Tensor<T> gw = need_w ? Tensor<T>::empty({C}) : Tensor<T>();
+        Tensor<T> gb = need_b ? Tensor<T>::empty({C}) : Tensor<T>();
+        const T* xd = x_.data();
+        const T* g = gy.data();
+#pragma omp parallel for schedule(static)
+        for (int64_t c = 0; c < C; ++c) {
+          const T mu = mean[c], is = invstd[c];
+          // sum_g = sum of gy, sum_gx = sum of gy * (x - mean), over the channel
+          double sum_g = 0, sum_gx = 0;
+          for (int64_t n = 0; n < N; ++n) {
+            const T* xp = xd + (n * C + c) * hw;
+            const T* gp = g + (n * C + c) * hw;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
+            for (int64_t i = 0; i < hw; ++i) {
+              sum_g += gp[i];
+              sum_gx += gp[i] * (xp[i] - mu);
+            }
+          }
+          if (need_b) gb.data()[c] = T(sum_g);
+          if (need_w) gw.data()[c] = T(sum_gx * is);  // sum of gy * xhat
+          if (!need_x) continue;
+          const T w = w_.defined() ? w_.data()[c] : T(1);
+          // eval:  gx = gy * w * invstd
+          // train: gx = w * invstd * (gy - mean(gy) - xhat * mean(gy * xhat)), because the
+          //        batch mean and variance depend on x too
+          const T k = w * is;
+          const T mean_g = training ? T(sum_g / double(M)) : T(0);
+          const T proj = training ? T(sum_gx / double(M)) * is * is : T(0);
+          for (int64_t n = 0; n < N; ++n) {
+            const T* xp = xd + (n * C + c) * hw;
+            const T* gp = g + (n * C + c) * hw;
+            T* out = gx.data() + (n * C + c) * hw;
+            for (int64_t i = 0; i < hw; ++i) out[i] = k * (gp[i] - mean_g - (xp[i] - mu) * proj);
+          }
+        }
+        std::vector<Tensor<T>> grads{gx};
+        if (w_.defined()) grads.push_back(gw);
+        if (has_b) grads.push_back(gb);
+        return grads;
+      });
+}
+
+}  // namespace trit

@@ -1,0 +1,274 @@
+#pragma once
+// conv2d: 2-d convolution (PyTorch's cross-correlation), differentiable in x, weight and bias.
+//
+//   y[N, O, OH, OW] = conv2d(x[N, C, H, W], weight[O, C/G, KH, KW], bias[O] or Tensor<T>())
+//   OH = floor((H + 2*padding - dilation*(KH-1) - 1) / stride) + 1, likewise OW.
+//
+// Groups G split C and O into G blocks; block g of the output reads block g of the input
+// only. Three paths, chosen from the shapes:
+//   1. depthwise (G == C == O): direct sliding-window loops, kernels/depthwise.hpp.
+//   2. pointwise (1x1 kernel, stride 1, padding 0): image n's x[n] read as a [C, H*W] matrix IS
+//      the column matrix, so y[n] = weight[O, C] * x[n] is one GEMM per image, no copies.
+//   3. everything else: im2col + GEMM over chunks of B images. The chunk's columns sit side by
+//      side, col[C*KH*KW, B*OH*OW] (kernels/im2col.hpp), so each pass is one large GEMM per
+//      group with Eigen's threads on it:
+//        forward      yT[O, B*P]      = weight[O, K]     * col[K, B*P]        then yT -> y
+//        grad input   dcol[K, B*P]    = weight^T[K, O]   * gyT[O, B*P]        then col2im
+//        grad weight  gw[O, K]       += gyT[O, B*P]      * col^T[B*P, K]      (sum over chunks)
+//      (P = OH*OW, K = C/G*KH*KW per group; yT/gyT hold the output transposed to [O, B, P].)
+//      One GEMM over the whole chunk beats per-image GEMMs with per-thread partial weight
+//      gradients on every layer of bench/ops.cpp (the reduction dimension B*P stays large even
+//      at 4x4 outputs), and im2col / col2im / the transposes run in parallel over images.
+// The column and transpose buffers are per-calling-thread workspaces reused across calls, so
+// steady-state training allocates nothing here but the outputs. Gradients are computed only
+// for inputs that require them (the first layer's x does not).
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include <omp.h>
+
+#include "trit/autograd/function.hpp"
+#include "trit/core/tensor.hpp"
+#include "trit/kernels/depthwise.hpp"
+#include "trit/kernels/gemm.hpp"
+#include "trit/kernels/im2col.hpp"
+
+namespace trit {
+
+struct Conv2dOptions {
+  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  Conv2dOptions& set_stride(int64_t s) { stride = s; return *this; }
+  Conv2dOptions& set_padding(int64_t p) { padding = p; return *this; }
+  Conv2dOptions& set_dilation(int64_t d) { dilation = d; return *this; }
+  Conv2dOptions& set_groups(int64_t g) { groups = g; return *this; }
+};
+
+namespace detail {
+
+// Every extent of one conv2d call, validated once; the kernels below read only this.
+struct Conv2dPlan {
+  int64_t N, C, H, W, O, G, KH, KW, OH, OW;
+  int64_t Cg, Og;  // channels per group, in and out
+  int64_t P, K;    // output pixels per image (OH*OW), GEMM depth per group (Cg*KH*KW)
+  int64_t chunk;   // images per im2col chunk (path 3)
+  bool depthwise, pointwise;
+  kernels::ConvGeometry geo;  // the window sweep over all C channels of one image
+};
+
+// Column-buffer budget of path 3, in elements: B = budget / (C*KH*KW*P) images per chunk.
+inline constexpr int64_t kConvColumnBudget = int64_t(1) << 22;
+
+inline Conv2dPlan plan_conv2d(const Shape& x, const Shape& w, bool has_bias, const Shape& b,
+                              const Conv2dOptions& o) {
+  const char* op = "conv2d";
+  check(x.size() == 4, op, "input must be (N, C, H, W), got shape ", to_string(x));
+  check(w.size() == 4, op, "weight must be (O, C/groups, KH, KW), got shape ", to_string(w));
+  check(o.stride >= 1 && o.dilation >= 1 && o.padding >= 0 && o.groups >= 1, op,
+        "need stride >= 1, dilation >= 1, padding >= 0, groups >= 1; got stride ", o.stride,
+        ", padding ", o.padding, ", dilation ", o.dilation, ", groups ", o.groups);
+  Conv2dPlan p{};
+  p.N = x[0], p.C = x[1], p.H = x[2], p.W = x[3];
+  p.O = w[0], p.KH = w[2], p.KW = w[3], p.G = o.groups;
+  check(p.C % p.G == 0 && p.O % p.G == 0, op, "groups ", p.G, " must divide the input channels ",
+        p.C, " and the output channels ", p.O, " (input ", to_string(x), ", weight ",
+        to_string(w), ")");
+  p.Cg = p.C / p.G, p.Og = p.O / p.G;
+  check(w[1] == p.Cg, op, "weight ", to_string(w), " expects ", w[1] * p.G,
+        " input channels with groups ", p.G, ", but the input ", to_string(x), " has ", p.C);
+  check(p.KH >= 1 && p.KW >= 1, op, "empty kernel in weight ", to_string(w));
+  check(!has_bias || b == Shape{p.O}, op, "bias must have shape [", p.O, "], got ",
+        to_string(b));
+  p.geo = kernels::ConvGeometry{p.C, p.H, p.W, p.KH, p.KW, o.stride, o.padding, o.dilation};
+  p.OH = p.geo.out_h(), p.OW = p.geo.out_w();
+  check(p.OH >= 1 && p.OW >= 1, op, "kernel ", p.KH, "x", p.KW, " with dilation ", o.dilation,
+        " is larger than the padded input ", p.H + 2 * o.padding, "x", p.W + 2 * o.padding,
+        " (input ", to_string(x), ", weight ", to_string(w), ")");
+  p.P = p.OH * p.OW;
+  p.K = p.Cg * p.KH * p.KW;
+  p.depthwise = p.G == p.C && p.G == p.O;
+  p.pointwise = p.KH == 1 && p.KW == 1 && o.stride == 1 && o.padding == 0;
+  p.chunk = std::clamp<int64_t>(kConvColumnBudget / std::max<int64_t>(p.C * p.KH * p.KW * p.P, 1),
+                                1, std::max<int64_t>(p.N, 1));
+  return p;
+}
+
+// A buffer of at least n elements owned by the calling thread, kept for later calls
+// (slot 0: columns, slot 1: transposed output / gradient).
+template <class T>
+T* conv_workspace(int slot, int64_t n) {
+  thread_local std::vector<T> buffers[2];
+  auto& b = buffers[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
+  return b.data();
+}
+
+// y[N, O, P] <- yT[O, b*P] (+ bias), images n0 .. n0+b-1; and the reverse gather for gy.
+template <class T>
+void scatter_chunk(const Conv2dPlan& p, const T* yT, const T* bias, int64_t n0, int64_t b, T* y) {
+  const int64_t ld = b * p.P;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t i = 0; i < b; ++i) {
+    for (int64_t o = 0; o < p.O; ++o) {
+      const T* src = yT + o * ld + i * p.P;
+      T* dst = y + ((n0 + i) * p.O + o) * p.P;
+      const T add = bias ? bias[o] : T(0);
+      for (int64_t q = 0; q < p.P; ++q) dst[q] = src[q] + add;
+    }
+  }
+}
+template <class T>
+void gather_chunk(const Conv2dPlan& p, const T* gy, int64_t n0, int64_t b, T* gyT) {
+  const int64_t ld = b * p.P;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t i = 0; i < b; ++i) {
+    for (int64_t o = 0; o < p.O; ++o) {
+      const T* src = gy + ((n0 + i) * p.O + o) * p.P;
+      std::copy(src, src + p.P, gyT + o * ld + i * p.P);
+    }
+  }
+}
+
+// Columns of images n0 .. n0+b-1 side by side: col[C*KH*KW, b*P].
+template <class T>
+void im2col_chunk(const Conv2dPlan& p, const T* x, int64_t n0, int64_t b, T* col) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < b; ++i)
+    kernels::im2col(x + (n0 + i) * p.C * p.H * p.W, p.geo, col + i * p.P, b * p.P);
+}
+
+// y = conv2d(x, w) + bias (bias may be nullptr).
+template <class T>
+void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, T* y) {
+  if (p.depthwise) {
+    kernels::depthwise_forward(x, w, bias, p.N, p.geo, y);
+    return;
+  }
+  if (p.pointwise) {
+    // Image n, group g: y[n][g] (Og x P) = w[g] (Og x Cg) * x[n][g] (Cg x P).
+    const bool by_image = p.N >= omp_get_max_threads();  // else let Eigen split each GEMM
+#pragma omp parallel for schedule(static) if (by_image)
+    for (int64_t n = 0; n < p.N; ++n) {
+      for (int64_t g = 0; g < p.G; ++g)
+        kernels::gemm<T>(false, false, p.Og, p.P, p.Cg, T(1), w + g * p.Og * p.Cg, p.Cg,
+                         x + (n * p.C + g * p.Cg) * p.P, p.P, T(0),
+                         y + (n * p.O + g * p.Og) * p.P, p.P);
+      if (bias)
+        for (int64_t o = 0; o < p.O; ++o) {
+          T* row = y + (n * p.O + o) * p.P;
+          for (int64_t q = 0; q < p.P; ++q) row[q] += bias[o];
+        }
+    }
+    return;
+  }
+  T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * p.chunk * p.P);
+  T* yT = conv_workspace<T>(1, p.O * p.chunk * p.P);
+  for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
+    const int64_t b = std::min(p.chunk, p.N - n0), ld = b * p.P;
+    im2col_chunk(p, x, n0, b, col);
+    for (int64_t g = 0; g < p.G; ++g)  // yT[g] (Og x bP) = w[g] (Og x K) * col[g] (K x bP)
+      kernels::gemm<T>(false, false, p.Og, ld, p.K, T(1), w + g * p.Og * p.K, p.K,
+                       col + g * p.K * ld, ld, T(0), yT + g * p.Og * ld, ld);
+    scatter_chunk(p, yT, bias, n0, b, y);
+  }
+}
+
+// Gradients of conv2d given gy[N, O, OH, OW]: gx (dL/dx) and gw (dL/dweight), each written
+// when its pointer is not null (x is needed for gw, w for gx).
+template <class T>
+void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T* gx, T* gw) {
+  if (p.depthwise) {
+    if (gx) kernels::depthwise_backward_input(gy, w, p.N, p.geo, gx);
+    if (gw) kernels::depthwise_backward_weight(gy, x, p.N, p.geo, gw);
+    return;
+  }
+  if (gx && p.pointwise) {
+    // gx[n][g] (Cg x P) = w[g]^T (Cg x Og) * gy[n][g] (Og x P).
+    const bool by_image = p.N >= omp_get_max_threads();
+#pragma omp parallel for schedule(static) if (by_image)
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t g = 0; g < p.G; ++g)
+        kernels::gemm<T>(true, false, p.Cg, p.P, p.Og, T(1), w + g * p.Og * p.Cg, p.Cg,
+                         gy + (n * p.O + g * p.Og) * p.P, p.P, T(0),
+                         gx + (n * p.C + g * p.Cg) * p.P, p.P);
+    gx = nullptr;  // done
+  }
+  if (!gx && !gw) return;
+  T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * p.chunk * p.P);
+  T* gyT = conv_workspace<T>(1, p.O * p.chunk * p.P);
+  for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
+    const int64_t b = std::min(p.chunk, p.N - n0), ld = b * p.P;
+    gather_chunk(p, gy, n0, b, gyT);
+    if (gw) {
+      im2col_chunk(p, x, n0, b, col);
+      for (int64_t g = 0; g < p.G; ++g)  // gw[g] (Og x K) += gyT[g] (Og x bP) * col[g]^T
+        kernels::gemm<T>(false, true, p.Og, p.K, ld, T(1), gyT + g * p.Og * ld, ld,
+                         col + g * p.K * ld, ld, n0 == 0 ? T(0) : T(1), gw + g * p.Og * p.K,
+                         p.K);
+    }
+    if (gx) {
+      for (int64_t g = 0; g < p.G; ++g)  // dcol[g] (K x bP) = w[g]^T (K x Og) * gyT[g]
+        kernels::gemm<T>(true, false, p.K, ld, p.Og, T(1), w + g * p.Og * p.K, p.K,
+                         gyT + g * p.Og * ld, ld, T(0), col + g * p.K * ld, ld);
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < b; ++i)
+        kernels::col2im(col + i * p.P, ld, p.geo, gx + (n0 + i) * p.C * p.H * p.W);
+    }
+  }
+}
+
+// gb[O] = sum over n and output pixels of gy.
+template <class T>
+void conv2d_bias_grad(const Conv2dPlan& p, const T* gy, T* gb) {
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < p.O; ++o) {
+    T sum = 0;
+    for (int64_t n = 0; n < p.N; ++n) {
+      const T* row = gy + (n * p.O + o) * p.P;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t q = 0; q < p.P; ++q) sum += row[q];
+    }
+    gb[o] = sum;
+  }
+}
+
+}  // namespace detail
+
+// See the header comment. Throws trit::Error("conv2d", ...) naming the shapes on a channel
+// mismatch, groups that do not divide the channels, a kernel larger than the padded input,
+// or a wrong rank.
+template <class T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(),
+                 const Conv2dOptions& options = {}) {
+  const bool has_bias = bias.defined();
+  const detail::Conv2dPlan p = detail::plan_conv2d(x.shape(), weight.shape(), has_bias,
+                                                   has_bias ? bias.shape() : Shape{}, options);
+  Tensor<T> y = Tensor<T>::empty({p.N, p.O, p.OH, p.OW});
+  detail::conv2d_forward(p, x.data(), weight.data(), has_bias ? bias.data() : nullptr, y.data());
+
+  const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+  const bool need_b = has_bias && bias.requires_grad();
+  std::vector<Tensor<T>> inputs{x, weight};
+  if (has_bias) inputs.push_back(bias);
+  return record(
+      "conv2d", y, std::move(inputs),
+      [p, need_x, need_w, need_b, has_bias, x_shape = x.shape(), w_shape = weight.shape(),
+       x_ = need_w ? x.detach() : Tensor<T>(),         // read by the weight gradient only
+       w_ = need_x ? weight.detach() : Tensor<T>()](    // read by the input gradient only
+          const Tensor<T>& gy) {
+        Tensor<T> gx = need_x ? Tensor<T>::empty(x_shape) : Tensor<T>();
+        Tensor<T> gw = need_w ? Tensor<T>::empty(w_shape) : Tensor<T>();
+        detail::conv2d_backward(p, gy.data(), need_w ? x_.data() : nullptr,
+                                need_x ? w_.data() : nullptr, need_x ? gx.data() : nullptr,
+                                need_w ? gw.data() : nullptr);
+        std::vector<Tensor<T>> grads{gx, gw};
+        if (has_bias) {
+          Tensor<T> gb = need_b ? Tensor<T>::empty({p.O}) : Tensor<T>();
+          if (need_b) detail::conv2d_bias_grad(p, gy.data(), gb.data());
+          grads.push_back(gb);
+        }
+        return grads;
+      });
+}
+
+}  // namespace trit

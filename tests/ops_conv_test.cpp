@@ -1,0 +1,173 @@
+// conv2d (ops/conv.hpp) and its kernels (kernels/im2col.hpp, kernels/depthwise.hpp): forward
+// values and gradients against PyTorch (tests/reference/make_ops_image.py), gradcheck in
+// double for every path (im2col + GEMM, grouped, depthwise, pointwise), chunking over the
+// batch, skipped gradients, and the errors bad shapes raise.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include <trit/core.hpp>
+#include <trit/kernels/im2col.hpp>
+#include <trit/ops/conv.hpp>
+
+#include "reference.hpp"
+
+using trit::Tensor;
+using trit::testing::get;
+using trit::testing::max_abs_diff;
+
+namespace {
+
+const auto& reference() {
+  static const auto ref = trit::testing::load_reference("ops_image.txt");
+  return ref;
+}
+
+bool has(const std::string& key) { return reference().count(key) > 0; }
+
+trit::Conv2dOptions options_of(const std::string& name) {
+  Tensor<double> o = get(reference(), "conv." + name + ".options");
+  return trit::Conv2dOptions{int64_t(o[0]), int64_t(o[1]), int64_t(o[2]), int64_t(o[3])};
+}
+
+const std::vector<std::string> kCases = {"basic",        "stride2",      "dilation2",
+                                         "groups2",      "depthwise",    "depthwise_dil",
+                                         "pointwise",    "pointwise_g2", "rect_kernel",
+                                         "pointwise_s2", "multiplier2"};
+
+// Forward and all gradients of one reference case in precision T, within tol of PyTorch.
+template <class T>
+void check_against_torch(const std::string& name, double tol) {
+  const std::string k = "conv." + name + ".";
+  auto x = get(reference(), k + "x").to<T>().set_requires_grad();
+  auto w = get(reference(), k + "w").to<T>().set_requires_grad();
+  Tensor<T> b;
+  if (has(k + "b")) b = get(reference(), k + "b").to<T>().set_requires_grad();
+  Tensor<T> y = trit::conv2d(x, w, b, options_of(name));
+  CHECK_MESSAGE(max_abs_diff(y, get(reference(), k + "y")) < tol, name, " forward");
+  y.backward(get(reference(), k + "gy").to<T>());
+  CHECK_MESSAGE(max_abs_diff(x.grad(), get(reference(), k + "gx")) < tol, name, " grad x");
+  CHECK_MESSAGE(max_abs_diff(w.grad(), get(reference(), k + "gw")) < tol, name, " grad w");
+  if (b.defined())
+    CHECK_MESSAGE(max_abs_diff(b.grad(), get(reference(), k + "gb")) < tol, name, " grad b");
+}
+
+}  // namespace
+
+TEST_CASE("conv2d matches PyTorch in double and float") {
+  for (const auto& name : kCases) {
+    check_against_torch<double>(name, 1e-10);
+    check_against_torch<float>(name, 2e-4);
+  }
+}
+
+TEST_CASE("conv2d passes gradcheck on every path") {
+  for (const auto& name : kCases) {
+    const std::string k = "conv." + name + ".";
+    std::vector<Tensor<double>> in{get(reference(), k + "x").clone().set_requires_grad(),
+                                   get(reference(), k + "w").clone().set_requires_grad()};
+    if (has(k + "b")) in.push_back(get(reference(), k + "b").clone().set_requires_grad());
+    const auto opt = options_of(name);
+    auto r = trit::gradcheck(
+        [&](const std::vector<Tensor<double>>& v) {
+          return trit::conv2d(v[0], v[1], v.size() > 2 ? v[2] : Tensor<double>(), opt);
+        },
+        in);
+    CHECK_MESSAGE(r.ok, name, "\n", r.report);
+  }
+}
+
+TEST_CASE("conv2d over many batch chunks equals image-by-image") {
+  // 24 images of 32 channels at 32x32 with a 3x3 kernel exceed the column budget, so the
+  // im2col path runs several chunks (and a short last one); each image alone must agree.
+  trit::Generator gen(3);
+  auto x = Tensor<double>::randn({24, 32, 32, 32}, gen).set_requires_grad();
+  auto w = Tensor<double>::randn({8, 32, 3, 3}, gen).set_requires_grad();
+  auto b = Tensor<double>::randn({8}, gen);
+  trit::Conv2dOptions opt{1, 1, 1, 1};
+  auto plan = trit::detail::plan_conv2d(x.shape(), w.shape(), true, b.shape(), opt);
+  REQUIRE(plan.chunk < 24);
+  REQUIRE(24 % plan.chunk != 0);
+  auto y = trit::conv2d(x, w, b, opt);
+  auto gy = Tensor<double>::randn(y.shape(), gen);
+  y.backward(gy);
+  Tensor<double> gw_sum = Tensor<double>::zeros(w.shape());
+  for (int64_t n = 0; n < 24; ++n) {
+    auto xn = x.slice_rows(n, n + 1).clone().set_requires_grad();
+    auto wn = w.detach().clone().set_requires_grad();
+    auto yn = trit::conv2d(xn, wn, b, opt);
+    CHECK(max_abs_diff(yn, y.slice_rows(n, n + 1).clone()) < 1e-12);
+    yn.backward(gy.slice_rows(n, n + 1).clone());
+    CHECK(max_abs_diff(xn.grad(), x.grad().slice_rows(n, n + 1).clone()) < 1e-12);
+    gw_sum.array() += wn.grad().array();
+  }
+  CHECK(max_abs_diff(w.grad(), gw_sum) < 1e-9);
+}
+
+TEST_CASE("conv2d computes only the gradients that are needed") {
+  trit::Generator gen(5);
+  auto x = Tensor<double>::randn({2, 3, 5, 5}, gen);  // a first layer: no grad for x
+  auto w = Tensor<double>::randn({4, 3, 3, 3}, gen).set_requires_grad();
+  auto b = Tensor<double>::randn({4}, gen);  // bias without requires_grad
+  for (int64_t groups : {1, 3}) {
+    auto wg = groups == 1 ? w : Tensor<double>::randn({3, 1, 3, 3}, gen).set_requires_grad();
+    auto bg = groups == 1 ? b : Tensor<double>::randn({3}, gen);
+    auto y = trit::conv2d(x, wg, bg, trit::Conv2dOptions{1, 1, 1, groups});
+    y.backward(Tensor<double>::ones(y.shape()));
+    CHECK_FALSE(x.grad().defined());
+    CHECK_FALSE(bg.grad().defined());
+    CHECK(wg.grad().defined());
+  }
+  trit::NoGradGuard no_grad;
+  CHECK_FALSE(trit::conv2d(x, w, b).requires_grad());
+}
+
+TEST_CASE("im2col and col2im are adjoint") {
+  // <im2col(x), c> == <x, col2im(c)> for random x and c, over strides, padding, dilation.
+  trit::Generator gen(11);
+  for (auto [stride, pad, dil] : std::vector<std::array<int64_t, 3>>{
+           {1, 0, 1}, {2, 1, 1}, {1, 2, 2}, {3, 3, 1}, {2, 0, 2}}) {
+    trit::kernels::ConvGeometry g{2, 7, 6, 3, 2, stride, pad, dil};
+    const int64_t P = g.out_h() * g.out_w(), ld = P + 3;  // a row stride wider than P
+    auto x = Tensor<double>::randn({g.C, g.H, g.W}, gen);
+    auto c = Tensor<double>::randn({g.col_rows(), ld}, gen);
+    auto col = Tensor<double>::zeros({g.col_rows(), ld});
+    auto back = Tensor<double>::empty({g.C, g.H, g.W});
+    trit::kernels::im2col(x.data(), g, col.data(), ld);
+    trit::kernels::col2im(c.data(), ld, g, back.data());
+    double lhs = 0, rhs = 0;
+    for (int64_t r = 0; r < g.col_rows(); ++r)
+      for (int64_t p = 0; p < P; ++p) lhs += col(r, p) * c(r, p);
+    for (int64_t i = 0; i < x.numel(); ++i) rhs += x[i] * back[i];
+    CHECK(lhs == doctest::Approx(rhs).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("conv2d rejects bad shapes naming the op and the shapes") {
+  auto x = Tensor<float>::zeros({2, 4, 5, 5});
+  auto check_error = [](auto&& f, const std::string& needle) {
+    try {
+      f();
+      FAIL("no error for ", needle);
+    } catch (const trit::Error& e) {
+      CHECK(e.where() == "conv2d");
+      CHECK_MESSAGE(std::string(e.what()).find(needle) != std::string::npos, e.what());
+    }
+  };
+  check_error([&] { trit::conv2d(x, Tensor<float>::zeros({3, 3, 3, 3})); }, "[2, 4, 5, 5]");
+  check_error([&] { trit::conv2d(x, Tensor<float>::zeros({3, 2, 3, 3}), {}, {1, 0, 1, 2}); },
+              "groups 2 must divide");
+  check_error([&] { trit::conv2d(x, Tensor<float>::zeros({4, 4, 3, 3}), {}, {1, 0, 1, 3}); },
+              "groups 3");
+  check_error([&] { trit::conv2d(x, Tensor<float>::zeros({4, 4, 7, 7})); }, "larger than");
+  check_error([&] { trit::conv2d(x, Tensor<float>::zeros({4, 4, 3, 3}), {}, {1, 0, 3, 1}); },
+              "larger than");
+  check_error([&] { trit::conv2d(x.with_shape({8, 5, 5}), Tensor<float>::zeros({4, 4, 3, 3})); },
+              "(N, C, H, W)");
+  check_error([&] { trit::conv2d(x, Tensor<float>::zeros({4, 4, 3})); }, "weight");
+  check_error([&] { trit::conv2d(x, Tensor<float>::zeros({4, 4, 3, 3}), Tensor<float>::zeros({3})); },
+              "bias");
+  check_error([&] { trit::conv2d(x, Tensor<float>::zeros({4, 4, 3, 3}), {}, {0, 0, 1, 1}); },
+              "stride");
+}
