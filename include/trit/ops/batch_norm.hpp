@@ -16,6 +16,7 @@
 // Loops run per channel (in parallel over C) over the N contiguous H*W planes of that channel.
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "trit/autograd/function.hpp"
@@ -42,9 +43,11 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
         to_string(x.shape()));
   const int64_t N = x.size(0), C = x.size(1), hw = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
   const int64_t M = N * hw;  // values per channel
-  for (const Tensor<T>* t : {&weight, &bias, &running_mean, &running_var})
-    check(!t->defined() || t->shape() == Shape{C}, op, "per-channel tensors must have shape [",
-          C, "] for input ", to_string(x.shape()), ", got ", to_string(t->shape()));
+  for (const Tensor<T>* t :
+       {&weight, &bias, &std::as_const(running_mean), &std::as_const(running_var)})
+    if (t->defined())
+      check(t->shape() == Shape{C}, op, "per-channel tensors must have shape [", C,
+            "] for input ", to_string(x.shape()), ", got ", to_string(t->shape()));
   check(training || (running_mean.defined() && running_var.defined()), op,
         "evaluation mode needs running_mean and running_var");
   check(!training || M > 1, op, "training needs more than 1 value per channel, got input ",
