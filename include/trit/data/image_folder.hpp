@@ -6,7 +6,9 @@
 //
 // stb_image is compiled here as a private static copy in each translation unit
 // (STB_IMAGE_STATIC), so nothing needs linking. Include this header before any other
-// inclusion of <stb/stb_image.h> in the same file.
+// inclusion of <stb/stb_image.h> in the same file. Images wider or taller than
+// STBI_MAX_DIMENSIONS (16384 unless defined earlier) are rejected, so a corrupt header cannot
+// ask for gigabytes.
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -25,6 +27,9 @@
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #define STB_IMAGE_STATIC
+#ifndef STBI_MAX_DIMENSIONS
+#define STBI_MAX_DIMENSIONS (1 << 14)
+#endif
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb/stb_image.h>
 #undef STB_IMAGE_IMPLEMENTATION
