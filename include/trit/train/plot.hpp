@@ -31,9 +31,13 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wsign-compare"
+// A translation unit that already included stb_image_write.h (with its implementation, as
+// tests that write images do) keeps that copy; stb's implementation is not re-includable.
+#ifndef INCLUDE_STB_IMAGE_WRITE_H
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
+#endif
 #include <stb/stb_easy_font.h>
 #pragma GCC diagnostic pop
 
