@@ -91,6 +91,9 @@ TEST_CASE("binary op gradients reduce to each input's shape") {
   auto c = Tensor<double>::full({3}, 2.0);
   expect_gradients("a * const", [c](const Inputs& in) { return in[0] * c; }, {a});
   expect_gradients("const / a", [c](const Inputs& in) { return c / (in[0] + 2.0); }, {a});
+  expect_gradients("const - a", [c](const Inputs& in) { return c - in[0]; }, {a});
+  expect_gradients("a - const", [c](const Inputs& in) { return in[0] - c; }, {a});
+  expect_gradients("const + a", [c](const Inputs& in) { return c + in[0]; }, {a});
   CHECK_FALSE(c.grad().defined());
 }
 

@@ -27,9 +27,14 @@ using Scalar = std::type_identity_t<T>;
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
   Tensor<T> out = detail::zip(a, b, [](T x, T y) { return x + y; }, "add");
-  return record("add", out, {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{sum_to_shape(g, sa), sum_to_shape(g, sb)};
-  });
+  return record("add", out, {a, b},
+                [sa = a.shape(), sb = b.shape(), need_a = a.requires_grad(),
+                 need_b = b.requires_grad()](const Tensor<T>& g) {
+                  Tensor<T> ga, gb;
+                  if (need_a) ga = sum_to_shape(g, sa);
+                  if (need_b) gb = sum_to_shape(g, sb);
+                  return std::vector<Tensor<T>>{ga, gb};
+                });
 }
 
 // a - b, broadcast.
@@ -37,10 +42,12 @@ template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
   Tensor<T> out = detail::zip(a, b, [](T x, T y) { return x - y; }, "sub");
   return record("sub", out, {a, b},
-                [sa = a.shape(), sb = b.shape(), need_b = b.requires_grad()](const Tensor<T>& g) {
-                  Tensor<T> gb;
+                [sa = a.shape(), sb = b.shape(), need_a = a.requires_grad(),
+                 need_b = b.requires_grad()](const Tensor<T>& g) {
+                  Tensor<T> ga, gb;
+                  if (need_a) ga = sum_to_shape(g, sa);
                   if (need_b) gb = detail::map(sum_to_shape(g, sb), [](const auto& in, auto& o) { o = -in; });
-                  return std::vector<Tensor<T>>{sum_to_shape(g, sa), gb};
+                  return std::vector<Tensor<T>>{ga, gb};
                 });
 }
 
