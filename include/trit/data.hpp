@@ -9,3 +9,4 @@
 #include "trit/data/image_folder.hpp"
 #include "trit/data/locate.hpp"
 #include "trit/data/transforms.hpp"
+#include "trit/data/named.hpp"

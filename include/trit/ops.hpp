@@ -9,3 +9,6 @@
 #include "trit/ops/loss.hpp"
 #include "trit/ops/reduce.hpp"
 #include "trit/ops/shape.hpp"
+#include "trit/ops/batch_norm.hpp"
+#include "trit/ops/conv.hpp"
+#include "trit/ops/pool.hpp"

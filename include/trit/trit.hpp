@@ -1,6 +1,12 @@
 #pragma once
-// trit: everything. Include a layer's header (trit/core.hpp, trit/ops.hpp, ...) for less.
+// trit: everything. Include one layer's header (trit/core.hpp, trit/ops.hpp, trit/nn.hpp, ...)
+// for less; see docs/architecture.md for the layers.
 #include "trit/core.hpp"
-#include "trit/nn/module.hpp"
-#include "trit/optim/quantizer.hpp"
+#include "trit/data.hpp"
+#include "trit/io.hpp"
+#include "trit/models.hpp"
+#include "trit/nn.hpp"
+#include "trit/ops.hpp"
+#include "trit/optim.hpp"
 #include "trit/quant/none.hpp"
+#include "trit/train.hpp"
