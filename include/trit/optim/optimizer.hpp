@@ -5,7 +5,7 @@
 //
 // Contract (see trit/optim/quantizer.hpp for the policy side):
 // - Built from a module's named_parameters() or any list of (name, tensor) pairs. For each
-//   one the policy is asked `quantizes(name, tensor)` once. A quantized parameter gets its own
+//   one the policy is asked `quantizes(info)` once (see ParameterInfo). A quantized parameter gets its own
 //   full-precision `latent` clone; for the others `latent` and `weight` are the same tensor
 //   (same storage), so no memory is spent.
 // - step(), for each parameter whose weight has a gradient (others are skipped, as PyTorch
@@ -58,16 +58,20 @@ class Optimizer : public LearningRate {
   Optimizer(const NamedTensors& parameters, double lr, Q policy)
       : LearningRate(lr), policy_(std::move(policy)) {
     params_.reserve(parameters.size());
-    for (const auto& [name, tensor] : parameters) {
+    for (const auto& [name, tensor] : parameters)
       check(tensor.defined(), "optimizer", "parameter '", name, "' is an undefined tensor");
+    for (const ParameterInfo<T>& info : describe_parameters(parameters)) {
       QuantizedParameter<T> p;
-      p.name = name;
-      p.weight = tensor;
-      p.quantized = static_cast<bool>(policy_.quantizes(name, tensor));
-      p.latent = p.quantized ? tensor.clone() : tensor;
+      p.name = info.name;
+      p.weight = info.tensor;
+      p.quantized = static_cast<bool>(policy_.quantizes(info));
+      p.latent = p.quantized ? info.tensor.clone() : info.tensor;
       params_.push_back(std::move(p));
     }
-    updates_.assign(params_.size(), 0);
+    // The forward pass computes with projected weights from the very first step.
+    NoGradGuard no_grad;
+    for (auto& p : params_)
+      if (p.quantized) policy_.project(p, progress_);
   }
   Optimizer(const nn::Module<T>& module, double lr, Q policy)
       : Optimizer(module.named_parameters(), lr, std::move(policy)) {}
@@ -83,7 +87,7 @@ class Optimizer : public LearningRate {
             to_string(g.shape()), " but the parameter has ", to_string(p.weight.shape()));
       p.grad = g;
       if (p.quantized) policy_.on_gradient(p, progress_);
-      update(p, ++updates_[i]);
+      update(p, ++p.updates);
       if (p.quantized) policy_.project(p, progress_);
     }
     ++progress_.step;
@@ -116,7 +120,6 @@ class Optimizer : public LearningRate {
 
  private:
   std::vector<QuantizedParameter<T>> params_;
-  std::vector<int64_t> updates_;  // per parameter: updates applied so far
   Q policy_;
   TrainingProgress progress_;
 };

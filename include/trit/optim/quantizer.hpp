@@ -21,6 +21,7 @@
 #include <concepts>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "trit/core/tensor.hpp"
@@ -34,6 +35,42 @@ struct TrainingProgress {
   double fraction = 0.0;
 };
 
+// What a policy is told about a parameter when the optimizer is built, to decide whether to
+// quantize it. Position facts are computed over the whole parameter list, so selection rules
+// ("every conv and linear weight except the first conv") need no guessing from names.
+template <class T>
+struct ParameterInfo {
+  std::string name;         // dotted name, "layer1.0.conv1.weight"
+  Tensor<T> tensor;         // the parameter (its shape tells conv [O,C,K,K] from linear [O,I])
+  int64_t index = 0;        // position in the optimizer's list
+  bool is_conv_weight = false;    // rank 4
+  bool is_linear_weight = false;  // rank 2
+  bool is_first_conv = false;     // the first rank-4 parameter (the stem)
+  bool is_last_linear = false;    // the last rank-2 parameter (the classifier)
+};
+
+// ParameterInfo for each (name, tensor), in order.
+template <class T>
+std::vector<ParameterInfo<T>> describe_parameters(
+    const std::vector<std::pair<std::string, Tensor<T>>>& parameters) {
+  std::vector<ParameterInfo<T>> infos;
+  int64_t first_conv = -1, last_linear = -1;
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    ParameterInfo<T> info;
+    info.name = parameters[i].first;
+    info.tensor = parameters[i].second;
+    info.index = static_cast<int64_t>(i);
+    info.is_conv_weight = info.tensor.dim() == 4;
+    info.is_linear_weight = info.tensor.dim() == 2;
+    if (info.is_conv_weight && first_conv < 0) first_conv = info.index;
+    if (info.is_linear_weight) last_linear = info.index;
+    infos.push_back(std::move(info));
+  }
+  if (first_conv >= 0) infos[first_conv].is_first_conv = true;
+  if (last_linear >= 0) infos[last_linear].is_last_linear = true;
+  return infos;
+}
+
 // What a quantizer policy sees of one parameter. The optimizer owns these records.
 template <class T>
 struct QuantizedParameter {
@@ -43,13 +80,15 @@ struct QuantizedParameter {
   Tensor<T> grad;                  // gradient the update applies to `latent`
   bool quantized = false;          // false: latent and weight are one tensor
   std::vector<Tensor<T>> state;    // optimizer state on the latent (momentum; Adam's m, v)
+  int64_t updates = 0;             // updates applied so far (Adam's bias correction)
 };
 
 template <class Q, class T>
-concept WeightQuantizer = requires(Q q, const std::string& name, const Tensor<T>& tensor,
-                                   QuantizedParameter<T>& p, const TrainingProgress& progress) {
-  // Asked once per parameter when the optimizer is built: quantize this one?
-  { q.quantizes(name, tensor) } -> std::convertible_to<bool>;
+concept WeightQuantizer = requires(Q q, const ParameterInfo<T>& info, QuantizedParameter<T>& p,
+                                   const TrainingProgress& progress) {
+  // Asked once per parameter when the optimizer is built: quantize this one? A policy that
+  // says yes keeps its per-parameter state from here on (keyed by info.name).
+  { q.quantizes(info) } -> std::convertible_to<bool>;
   q.on_gradient(p, progress);  // before the update (quantized parameters only)
   q.project(p, progress);      // after the update (quantized parameters only)
   q.on_epoch(progress);

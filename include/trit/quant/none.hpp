@@ -9,7 +9,7 @@ namespace trit::quant {
 
 struct None {
   template <class T>
-  bool quantizes(const std::string&, const Tensor<T>&) const { return false; }
+  bool quantizes(const optim::ParameterInfo<T>&) const { return false; }
   template <class T>
   void on_gradient(optim::QuantizedParameter<T>&, const optim::TrainingProgress&) {}
   template <class T>
