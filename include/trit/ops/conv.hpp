@@ -16,9 +16,11 @@
 //        grad input   dcol[K, B*P]    = weight^T[K, O]   * gyT[O, B*P]        then col2im
 //        grad weight  gw[O, K]       += gyT[O, B*P]      * col^T[B*P, K]      (sum over chunks)
 //      (P = OH*OW, K = C/G*KH*KW per group; yT/gyT hold the output transposed to [O, B, P].)
-//      One GEMM over the whole chunk beats per-image GEMMs with per-thread partial weight
-//      gradients on every layer of bench/ops.cpp (the reduction dimension B*P stays large even
-//      at 4x4 outputs), and im2col / col2im / the transposes run in parallel over images.
+//      One GEMM over the whole chunk keeps every GEMM dimension large (the reduction dimension
+//      B*P of the weight gradient stays large even at 4x4 outputs, where per-image GEMMs would
+//      reduce over 16 values), and im2col / col2im / the transposes run in parallel over images.
+//      The chunk's columns (kConvColumnBudget elements, 4 MB in float) stay in L3 between
+//      im2col and the GEMM; 16 MB chunks measured slower on bench/ops.cpp.
 // The column and transpose buffers are per-calling-thread workspaces reused across calls, so
 // steady-state training allocates nothing here but the outputs. Gradients are computed only
 // for inputs that require them (the first layer's x does not).
@@ -57,7 +59,7 @@ struct Conv2dPlan {
 };
 
 // Column-buffer budget of path 3, in elements: B = budget / (C*KH*KW*P) images per chunk.
-inline constexpr int64_t kConvColumnBudget = int64_t(1) << 22;
+inline constexpr int64_t kConvColumnBudget = int64_t(1) << 20;
 
 inline Conv2dPlan plan_conv2d(const Shape& x, const Shape& w, bool has_bias, const Shape& b,
                               const Conv2dOptions& o) {
