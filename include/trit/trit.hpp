@@ -8,5 +8,5 @@
 #include "trit/nn.hpp"
 #include "trit/ops.hpp"
 #include "trit/optim.hpp"
-#include "trit/quant/none.hpp"
+#include "trit/quant.hpp"
 #include "trit/train.hpp"

@@ -28,11 +28,19 @@
 
 namespace trit::optim {
 
-// Where training stands, for schedules. fraction = done / total in [0, 1].
+// Where training stands, for schedules. fraction = done / total in [0, 1]. The training loop
+// sets epoch, fraction and steps_per_epoch; the optimizer counts steps.
 struct TrainingProgress {
-  int64_t step = 0;   // optimizer steps taken before this one
-  int64_t epoch = 0;  // epochs finished
-  double fraction = 0.0;
+  int64_t step = 0;             // optimizer steps taken before this one
+  int64_t epoch = 0;            // epochs finished
+  double fraction = 0.0;        // of the whole run
+  int64_t steps_per_epoch = 0;  // 0 when unknown
+
+  // Epochs done as a real number (2.5 = half-way through the third epoch), for ramps that
+  // should move every step rather than jump at epoch boundaries.
+  double epochs() const {
+    return steps_per_epoch > 0 ? double(step) / double(steps_per_epoch) : double(epoch);
+  }
 };
 
 // What a policy is told about a parameter when the optimizer is built, to decide whether to

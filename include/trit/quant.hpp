@@ -1,0 +1,7 @@
+#pragma once
+// The quant layer: weight quantizer policies for the optimizers (optim::SGD<quant::PTQ>),
+// which parameters they take, their sparsity schedules, and the codes they produce.
+#include "trit/quant/codes.hpp"
+#include "trit/quant/none.hpp"
+#include "trit/quant/schedule.hpp"
+#include "trit/quant/selection.hpp"
