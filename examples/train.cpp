@@ -139,8 +139,9 @@ int train(const Settings& s, Optimizer& optimizer, nn::Module<float>& model,
     train_images += trained.images;
     if (trained.interrupted) {
       save_training_checkpoint(checkpoint_path, model, optimizer, s, epoch);
-      std::fprintf(stderr, "interrupted: checkpoint of the last finished epoch's state saved to %s;"
-                   " continue with --resume %s\n", checkpoint_path.c_str(), checkpoint_path.c_str());
+      std::fprintf(stderr, "interrupted: weights saved to %s; --resume %s continues with epoch %lld"
+                   " from its start\n", checkpoint_path.c_str(), checkpoint_path.c_str(),
+                   static_cast<long long>(epoch + 1));
       return 130;
     }
     test = train::evaluate(model, test_set);

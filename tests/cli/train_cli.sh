@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# trit-train as a user meets it: flags, exit codes, error lines, output files, resume, Ctrl-C.
+# Usage: train_cli.sh path/to/trit-train. Runs on a tiny dataset in Fashion-MNIST's exact
+# on-disk format (gzipped IDX) that it writes itself.
+set -u
+train=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# Big-endian 32-bit integer as raw bytes.
+be32() { printf "\\x$(printf %02x $(($1 >> 24 & 255)))\\x$(printf %02x $(($1 >> 16 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x$(printf %02x $(($1 & 255)))"; }
+# write_idx DIR PREFIX COUNT: images (random pixels) and labels (i mod 10).
+write_idx() {
+  { printf '\x00\x00\x08\x03'; be32 "$3"; be32 28; be32 28; head -c $(($3 * 784)) /dev/urandom; } \
+    | gzip > "$1/$2-images-idx3-ubyte.gz"
+  { printf '\x00\x00\x08\x01'; be32 "$3"; for ((i = 0; i < $3; i++)); do printf "\\x0$((i % 10))"; done; } \
+    | gzip > "$1/$2-labels-idx1-ubyte.gz"
+}
+data=$work/data
+mkdir -p "$data"
+write_idx "$data" train 256
+write_idx "$data" t10k 64
+
+# expect CODE DESCRIPTION -- command...: runs it, checks the exit code, and for errors that
+# stderr has a line starting with "error: ".
+expect() {
+  local code=$1 what=$2
+  shift 3
+  "$@" > "$work/out" 2> "$work/err"
+  local got=$?
+  [ "$got" -eq "$code" ] || { fail "$what: exit $got, expected $code"; sed 's/^/  | /' "$work/err" | tail -5; return; }
+  if [ "$code" -ne 0 ] && [ "$code" -ne 130 ]; then
+    grep -q "^error: " "$work/err" || fail "$what: no 'error: ' line on stderr"
+  fi
+  echo "ok: $what"
+}
+
+expect 0 "--help" -- "$train" --help
+grep -q -- "--dataset" "$work/out" || fail "--help does not list --dataset"
+expect 2 "bad flag value" -- "$train" --epochs abc
+expect 2 "unknown flag" -- "$train" --no-such-flag
+expect 2 "out-of-range value" -- "$train" --batch 0
+expect 1 "unknown dataset" -- "$train" --dataset nope --out "$work/r0"
+expect 1 "missing data folder" -- "$train" --data "$work/missing" --out "$work/r0"
+expect 1 "unknown model" -- "$train" --data "$data" --model nope --out "$work/r0"
+
+mkdir -p "$work/truncated"
+cp "$data"/* "$work/truncated/"
+gzip -dc "$data/train-images-idx3-ubyte.gz" | head -c 5000 | gzip > "$work/truncated/train-images-idx3-ubyte.gz"
+expect 1 "truncated images file" -- "$train" --data "$work/truncated" --out "$work/r0"
+grep -q "train-images-idx3-ubyte.gz" "$work/err" || fail "truncated file error does not name the file"
+
+run=$work/run
+expect 0 "train one epoch" -- "$train" --data "$data" --epochs 1 --batch 32 --out "$run" --threads 2
+tail -n 1 "$work/out" | grep -q '^{.*"test_accuracy": [0-9.]*.*"model_bytes": [0-9]*}$' \
+  || fail "last line is not the JSON summary: $(tail -n 1 "$work/out")"
+for f in checkpoint.ckpt log.csv curves.png; do [ -s "$run/$f" ] || fail "missing $run/$f"; done
+[ "$(wc -l < "$run/log.csv")" -eq 2 ] || fail "log.csv should hold a header and one row"
+
+expect 0 "resume to two epochs" -- "$train" --data "$data" --epochs 2 --batch 32 --out "$run" --resume "$run/checkpoint.ckpt"
+grep -q "resumed from" "$work/err" || fail "resume does not say so"
+[ "$(wc -l < "$run/log.csv")" -eq 3 ] || fail "log.csv should hold two rows after resuming"
+
+cp "$run/checkpoint.ckpt" "$work/bad.ckpt"
+printf 'garbage' | dd of="$work/bad.ckpt" bs=1 seek=100 conv=notrunc 2> /dev/null
+expect 1 "corrupt checkpoint" -- "$train" --data "$data" --epochs 3 --out "$work/r1" --resume "$work/bad.ckpt"
+expect 1 "checkpoint of another model's shape" -- "$train" --data "$data" --epochs 3 --out "$work/r1" --resume /dev/null
+
+# Ctrl-C: finish the batch, save a checkpoint, say how to resume, exit 130.
+"$train" --data "$data" --epochs 100000 --batch 8 --out "$work/int" > "$work/out" 2> "$work/err" &
+pid=$!
+sleep 3
+kill -INT $pid
+wait $pid
+code=$?
+[ $code -eq 130 ] || fail "Ctrl-C: exit $code, expected 130"
+grep -q "resume" "$work/err" || fail "Ctrl-C: no resume hint"
+[ -s "$work/int/checkpoint.ckpt" ] || fail "Ctrl-C: no checkpoint"
+[ $code -eq 130 ] && echo "ok: Ctrl-C"
+
+echo "$((failures == 0 ? 1 : 0)) passed, $failures failed"
+[ $failures -eq 0 ]
