@@ -79,3 +79,23 @@ TEST_CASE("encode reads codes off ternary weights and expands back exactly") {
   auto nan = Tensor<float>::from_vector({2}, {0, NAN});
   CHECK_THROWS_AS(quant::encode("w", nan, quant::Encoding::ternary, false, 3), Error);
 }
+
+TEST_CASE("model size counts every tensor: codes, codebooks and what stays FP32") {
+  // A ternary 4x8 weight (2 bits each = 8 bytes, one codebook of 2 non-zero values = 8 bytes),
+  // an FP32 bias of 4 (16 bytes) and a BN buffer of 4 (16 bytes).
+  std::vector<float> w(32, 0.0f);
+  for (int i = 0; i < 8; ++i) w[i] = (i % 2) ? 0.5f : -0.5f;
+  std::vector<std::pair<std::string, Tensor<float>>> state = {
+      {"fc.weight", Tensor<float>::from_vector({4, 8}, w)},
+      {"fc.bias", Tensor<float>::zeros({4})},
+      {"bn.running_mean", Tensor<float>::zeros({4})}};
+  auto q = quant::encode("fc.weight", state[0].second, quant::Encoding::ternary, false, 3);
+  quant::ModelSize size = quant::model_size(state, {q});
+  CHECK(size.fp32_bytes == 4 * (32 + 4 + 4));
+  CHECK(size.quantized_bytes == 8 + 8 + 16 + 16);
+  CHECK(size.compression_ratio() == doctest::Approx(160.0 / 48.0));
+  CHECK(size.quantized_weights == 32);
+  CHECK(size.sparsity() == doctest::Approx(24.0 / 32.0));
+  quant::ModelSize none = quant::model_size(state, {});
+  CHECK(none.quantized_bytes == none.fp32_bytes);
+}

@@ -5,3 +5,4 @@
 #include "trit/quant/none.hpp"
 #include "trit/quant/schedule.hpp"
 #include "trit/quant/selection.hpp"
+#include "trit/quant/size.hpp"
