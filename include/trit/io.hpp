@@ -1,5 +1,6 @@
 #pragma once
-// The io layer: crash-safe file writes and whole-file reads, and checkpoints (named tensors
-// plus metadata, for --resume).
+// The io layer: crash-safe file writes and whole-file reads, checkpoints (named tensors plus
+// metadata, for --resume), and safetensors files (weights shared with PyTorch).
 #include "trit/io/atomic_file.hpp"
 #include "trit/io/checkpoint.hpp"
+#include "trit/io/safetensors.hpp"
