@@ -56,10 +56,56 @@ inline void valid_output_range(int64_t offset, int64_t stride, int64_t in, int64
   hi = std::clamp(hi, lo, out);
 }
 
+// Same-width sweeps (stride 1, OW == W: e.g. 3x3 with padding 1) have a faster form: row r of
+// col is the whole input plane, read as one flat array, shifted by d = ih_off*W + w_off. One
+// long copy per row (plus zeros where the window reads padding) replaces OH short ones.
+inline bool same_width(const ConvGeometry& g) { return g.stride == 1 && g.out_w() == g.W; }
+
+// For one tap (kh, kw) of a same-width sweep: the output rows [oh_lo, oh_hi) that read the
+// image, the columns [ow_lo, ow_hi) that read it, and the flat shift d (input = output + d).
+struct TapRange {
+  int64_t oh_lo, oh_hi, ow_lo, ow_hi, d;
+};
+inline TapRange tap_range(const ConvGeometry& g, int64_t kh, int64_t kw) {
+  TapRange t;
+  const int64_t h_off = kh * g.dilation - g.padding, w_off = kw * g.dilation - g.padding;
+  valid_output_range(h_off, 1, g.H, g.out_h(), t.oh_lo, t.oh_hi);
+  valid_output_range(w_off, 1, g.W, g.W, t.ow_lo, t.ow_hi);
+  t.d = h_off * g.W + w_off;
+  return t;
+}
+
 // x[C, H, W] -> col[C*KH*KW, OH*OW] with row stride ld (see the header comment).
 template <class T>
-void im2col(const T* x, const ConvGeometry& g, T* col, int64_t ld) {
+void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, int64_t ld) {
   const int64_t OH = g.out_h(), OW = g.out_w();
+  if (same_width(g)) {
+    const int64_t HW = g.H * g.W;
+    for (int64_t c = 0; c < g.C; ++c) {
+      const T* plane = x + c * HW;
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
+          const TapRange t = tap_range(g, kh, kw);
+          // rows reading the padding above / below the image
+          std::fill(row, row + t.oh_lo * OW, T(0));
+          std::fill(row + t.oh_hi * OW, row + OH * OW, T(0));
+          // one flat copy of the rows inside; q + d stays inside the plane
+          const int64_t q0 = std::max(t.oh_lo * OW, -t.d);
+          const int64_t q1 = std::min(t.oh_hi * OW, HW - t.d);
+          const T* src = plane + t.d;
+          for (int64_t q = q0; q < q1; ++q) row[q] = src[q];
+          // the columns reading the padding left / right (the copy wrapped round there)
+          for (int64_t oh = t.oh_lo; oh < t.oh_hi; ++oh) {
+            T* r = row + oh * OW;
+            for (int64_t ow = 0; ow < t.ow_lo; ++ow) r[ow] = T(0);
+            for (int64_t ow = t.ow_hi; ow < OW; ++ow) r[ow] = T(0);
+          }
+        }
+      }
+    }
+    return;
+  }
   for (int64_t c = 0; c < g.C; ++c) {
     const T* plane = x + c * g.H * g.W;
     for (int64_t kh = 0; kh < g.KH; ++kh) {
@@ -77,13 +123,13 @@ void im2col(const T* x, const ConvGeometry& g, T* col, int64_t ld) {
             continue;
           }
           const T* src = plane + ih * g.W;  // input row ih
-          std::fill(dst, dst + ow_lo, T(0));
+          for (int64_t ow = 0; ow < ow_lo; ++ow) dst[ow] = T(0);
           if (g.stride == 1) {
             for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] = src[ow + w_off];
           } else {
             for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] = src[ow * g.stride + w_off];
           }
-          std::fill(dst + ow_hi, dst + OW, T(0));
+          for (int64_t ow = ow_hi; ow < OW; ++ow) dst[ow] = T(0);
         }
       }
     }
@@ -91,11 +137,35 @@ void im2col(const T* x, const ConvGeometry& g, T* col, int64_t ld) {
 }
 
 // col[C*KH*KW, OH*OW] (row stride ld) -> x[C, H, W]: x = sum of the column entries read from
-// each pixel (the transpose of im2col). x is overwritten.
+// each pixel (the transpose of im2col). x is overwritten. In the same-width form the entries
+// that read padding are set to zero in col first (col is the caller's scratch), so that one
+// flat shifted add per row is exact.
 template <class T>
-void col2im(const T* col, int64_t ld, const ConvGeometry& g, T* x) {
+void col2im(T* __restrict col, int64_t ld, const ConvGeometry& g, T* __restrict x) {
   const int64_t OH = g.out_h(), OW = g.out_w();
   std::fill(x, x + g.C * g.H * g.W, T(0));
+  if (same_width(g)) {
+    const int64_t HW = g.H * g.W;
+    for (int64_t c = 0; c < g.C; ++c) {
+      T* plane = x + c * HW;
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
+          const TapRange t = tap_range(g, kh, kw);
+          for (int64_t oh = t.oh_lo; oh < t.oh_hi; ++oh) {
+            T* r = row + oh * OW;
+            for (int64_t ow = 0; ow < t.ow_lo; ++ow) r[ow] = T(0);
+            for (int64_t ow = t.ow_hi; ow < OW; ++ow) r[ow] = T(0);
+          }
+          const int64_t q0 = std::max(t.oh_lo * OW, -t.d);
+          const int64_t q1 = std::min(t.oh_hi * OW, HW - t.d);
+          T* dst = plane + t.d;
+          for (int64_t q = q0; q < q1; ++q) dst[q] += row[q];
+        }
+      }
+    }
+    return;
+  }
   for (int64_t c = 0; c < g.C; ++c) {
     T* plane = x + c * g.H * g.W;
     for (int64_t kh = 0; kh < g.KH; ++kh) {
