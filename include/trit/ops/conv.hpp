@@ -9,22 +9,33 @@
 //   1. depthwise (G == C == O): direct sliding-window loops, kernels/depthwise.hpp.
 //   2. pointwise (1x1 kernel, stride 1, padding 0): image n's x[n] read as a [C, H*W] matrix IS
 //      the column matrix, so y[n] = weight[O, C] * x[n] is one GEMM per image, no copies.
-//   3. everything else: im2col + GEMM over chunks of B images. The chunk's columns sit side by
-//      side, col[C*KH*KW, B*OH*OW] (kernels/im2col.hpp), so each pass is one large GEMM per
-//      group with Eigen's threads on it:
+//   3. everything else: im2col + GEMM (kernels/im2col.hpp), in one of two layouts.
+//   3a. per image (when P = OH*OW >= 32 and there are at least as many images as threads), in
+//      parallel over images, each thread running single-threaded GEMMs on its own images with
+//      the weight as the left operand, so outputs and output gradients stay NCHW:
+//        forward      y[n][g]  (Og x P)  = weight[g] (Og x K) * col[g] (K x P)
+//        grad input   dcol[g]  (K x P)   = weight[g]^T (K x Og) * gy[n][g]      then col2im
+//        grad weight  part_t[g] (Og x K) += gy[n][g] (Og x P) * col[g]^T (P x K)
+//      Each thread's weight-gradient partial covers its images; the partials are added in
+//      thread order at the end. One coarse parallel loop per pass: no transposes, the
+//      column matrix of one image stays in L2, and (measured with bench/ops.cpp) it is as
+//      fast as 3b at 1 thread and holds up far better at 2 threads on a loaded machine,
+//      where 3b's many short multi-threaded GEMMs wait for descheduled partners.
+//   3b. batch chunks (small outputs, e.g. 4x4, where per-image GEMMs would reduce over only
+//      P values; or fewer images than threads): the chunk's columns sit side by side,
+//      col[C*KH*KW, B*OH*OW], so each pass is one large GEMM per group with Eigen's threads:
 //        forward      yT[O, B*P]      = weight[O, K]     * col[K, B*P]        then yT -> y
 //        grad input   dcol[K, B*P]    = weight^T[K, O]   * gyT[O, B*P]        then col2im
 //        grad weight  gw[O, K]       += gyT[O, B*P]      * col^T[B*P, K]      (sum over chunks)
 //      (P = OH*OW, K = C/G*KH*KW per group; yT/gyT hold the output transposed to [O, B, P].)
-//      One GEMM over the whole chunk keeps every GEMM dimension large (the reduction dimension
-//      B*P of the weight gradient stays large even at 4x4 outputs, where per-image GEMMs would
-//      reduce over 16 values), and im2col / col2im / the transposes run in parallel over images.
 //      The chunk's columns (kConvColumnBudget elements, 4 MB in float) stay in L3 between
 //      im2col and the GEMM; 16 MB chunks measured slower on bench/ops.cpp.
-// The column and transpose buffers are per-calling-thread workspaces reused across calls, so
+//   TRIT_CONV_PATH=image or =chunk in the environment forces 3a or 3b (tests, benchmarks).
+// The column, transpose and partial-sum buffers are per-thread workspaces reused across calls, so
 // steady-state training allocates nothing here but the outputs. Gradients are computed only
 // for inputs that require them (the first layer's x does not).
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <vector>
 
@@ -53,13 +64,21 @@ struct Conv2dPlan {
   int64_t N, C, H, W, O, G, KH, KW, OH, OW;
   int64_t Cg, Og;  // channels per group, in and out
   int64_t P, K;    // output pixels per image (OH*OW), GEMM depth per group (Cg*KH*KW)
-  int64_t chunk;   // images per im2col chunk (path 3)
+  int64_t chunk;   // images per im2col chunk (path 3b)
   bool depthwise, pointwise;
+  bool by_image;   // path 3a: per-image GEMMs in parallel over images (else 3b: batch chunks)
   kernels::ConvGeometry geo;  // the window sweep over all C channels of one image
 };
 
 // Column-buffer budget of path 3, in elements: B = budget / (C*KH*KW*P) images per chunk.
 inline constexpr int64_t kConvColumnBudget = int64_t(1) << 20;
+
+// Path 3a or 3b (see the header comment). The environment variable TRIT_CONV_PATH=image or
+// =chunk forces one (to test both paths on the same shapes, or to compare their speed).
+inline bool conv_by_image(const Conv2dPlan& p) {
+  if (const char* e = std::getenv("TRIT_CONV_PATH")) return e[0] == 'i';
+  return p.P >= 32 && p.N >= omp_get_max_threads();
+}
 
 inline Conv2dPlan plan_conv2d(const Shape& x, const Shape& w, bool has_bias, const Shape& b,
                               const Conv2dOptions& o) {
@@ -90,6 +109,7 @@ inline Conv2dPlan plan_conv2d(const Shape& x, const Shape& w, bool has_bias, con
   p.K = p.Cg * p.KH * p.KW;
   p.depthwise = p.G == p.C && p.G == p.O;
   p.pointwise = p.KH == 1 && p.KW == 1 && o.stride == 1 && o.padding == 0;
+  p.by_image = conv_by_image(p);
   p.chunk = std::clamp<int64_t>(kConvColumnBudget / std::max<int64_t>(p.C * p.KH * p.KW * p.P, 1),
                                 1, std::max<int64_t>(p.N, 1));
   return p;
@@ -99,7 +119,7 @@ inline Conv2dPlan plan_conv2d(const Shape& x, const Shape& w, bool has_bias, con
 // (slot 0: columns, slot 1: transposed output / gradient).
 template <class T>
 T* conv_workspace(int slot, int64_t n) {
-  thread_local std::vector<T> buffers[2];
+  thread_local std::vector<T> buffers[3];
   auto& b = buffers[slot];
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   return b.data();
@@ -163,6 +183,23 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
     }
     return;
   }
+  if (p.by_image) {
+    // Image n, group g: y[n][g] (Og x P) = w[g] (Og x K) * col[g] (K x P), written in place.
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < p.N; ++n) {
+      T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * p.P);
+      kernels::im2col(x + n * p.C * p.H * p.W, p.geo, col, p.P);
+      for (int64_t g = 0; g < p.G; ++g)
+        kernels::gemm<T>(false, false, p.Og, p.P, p.K, T(1), w + g * p.Og * p.K, p.K,
+                         col + g * p.K * p.P, p.P, T(0), y + (n * p.O + g * p.Og) * p.P, p.P);
+      if (bias)
+        for (int64_t o = 0; o < p.O; ++o) {
+          T* row = y + (n * p.O + o) * p.P;
+          for (int64_t q = 0; q < p.P; ++q) row[q] += bias[o];
+        }
+    }
+    return;
+  }
   T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * p.chunk * p.P);
   T* yT = conv_workspace<T>(1, p.O * p.chunk * p.P);
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
@@ -172,6 +209,51 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
       kernels::gemm<T>(false, false, p.Og, ld, p.K, T(1), w + g * p.Og * p.K, p.K,
                        col + g * p.K * ld, ld, T(0), yT + g * p.Og * ld, ld);
     scatter_chunk(p, yT, bias, n0, b, y);
+  }
+}
+
+// Path 3a backward: per image, gy[n] (O x P, NCHW as it is) is already the GEMM operand.
+//   grad input   dcol[g] (K x P) = w[g]^T (K x Og) * gy[n][g] (Og x P), then col2im -> gx[n]
+//   grad weight  partial_t[g] (Og x K) += gy[n][g] (Og x P) * col[g]^T (P x K)
+// Each thread sums the weight gradient of its images into its own partial; the partials are
+// added in thread order at the end (deterministic for a given thread count).
+template <class T>
+void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T* gx,
+                              T* gw) {
+  const int64_t wsize = p.O * p.K, threads = omp_get_max_threads();
+  T* partials = gw ? conv_workspace<T>(2, threads * wsize) : nullptr;
+  if (gw) std::fill(partials, partials + threads * wsize, T(0));
+#pragma omp parallel
+  {
+    T* mine = gw ? partials + omp_get_thread_num() * wsize : nullptr;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < p.N; ++n) {
+      T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * p.P);
+      const T* gyn = gy + n * p.O * p.P;
+      if (gw) {
+        const T* xcol = x + n * p.C * p.H * p.W;  // a pointwise conv's x[n] is its col
+        if (!p.pointwise) {
+          kernels::im2col(xcol, p.geo, col, p.P);
+          xcol = col;
+        }
+        for (int64_t g = 0; g < p.G; ++g)
+          kernels::gemm<T>(false, true, p.Og, p.K, p.P, T(1), gyn + g * p.Og * p.P, p.P,
+                           xcol + g * p.K * p.P, p.P, T(1), mine + g * p.Og * p.K, p.K);
+      }
+      if (gx) {
+        for (int64_t g = 0; g < p.G; ++g)
+          kernels::gemm<T>(true, false, p.K, p.P, p.Og, T(1), w + g * p.Og * p.K, p.K,
+                           gyn + g * p.Og * p.P, p.P, T(0), col + g * p.K * p.P, p.P);
+        kernels::col2im(col, p.P, p.geo, gx + n * p.C * p.H * p.W);
+      }
+    }
+  }
+  if (!gw) return;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < wsize; ++i) {
+    T sum = 0;
+    for (int64_t t = 0; t < threads; ++t) sum += partials[t * wsize + i];
+    gw[i] = sum;
   }
 }
 
@@ -196,6 +278,10 @@ void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T
     gx = nullptr;  // done
   }
   if (!gx && !gw) return;
+  if (p.by_image) {
+    conv2d_backward_by_image(p, gy, x, w, gx, gw);
+    return;
+  }
   T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * p.chunk * p.P);
   T* gyT = conv_workspace<T>(1, p.O * p.chunk * p.P);
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
