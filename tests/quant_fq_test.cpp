@@ -310,8 +310,8 @@ void check_forward_weights(const quant::FQLayer& L, const Tensor<T>& w) {
   CHECK(int64_t(distinct.size()) <= L.max_levels());
 }
 
-template <class Opt, class T>
-void run_steps(const std::string& label, Opt make) {
+template <class Opt, class T, class Tweak>
+void run_steps(const std::string& label, Opt make, Tweak tweak) {
   CAPTURE(label);
   manual_seed(11);
   auto net = small_net<T>(12);
@@ -320,6 +320,7 @@ void run_steps(const std::string& label, Opt make) {
   o.sparsity = {.initial = 0.0, .target = 0.6, .fp_epochs = 1, .ramp_epochs = 2};
   o.selection.quantize_first_conv = true;
   o.selection.add_override({.pattern = "5.*", .sparsity = 0.3, .bits = 5});
+  tweak(o);
   auto opt = make(*net, FocusedPow2(o));
   const int64_t per_epoch = 4;
   opt.progress().steps_per_epoch = per_epoch;
@@ -367,6 +368,10 @@ void run_steps(const std::string& label, Opt make) {
     CHECK(L.fits == 4);
     CHECK(L.mask_frozen);
     CHECK(std::isfinite(L.mixture.mu[0]));
+    // These layers' survivors are clearly bimodal (W > 2): automatic picks recentralized.
+    CHECK(L.mode == (o.mode == FQMode::automatic ? FQMode::recentralized : o.mode));
+    if (o.alpha_lr == 0) CHECK(L.alpha == 1.0);
+    if (o.alpha_lr > 0) CHECK(L.alpha != 1.0);
   }
   CHECK(policy.sparsity("2.weight") == doctest::Approx(0.6).epsilon(0.01));
   CHECK(policy.sparsity("5.weight") == doctest::Approx(0.3).epsilon(0.01));
@@ -384,10 +389,19 @@ TEST_CASE("after optimizer steps: power-of-two forward weights at the scheduled 
   auto adamw = []<class T>(nn::Sequential<T>& net, FocusedPow2 q) {
     return optim::AdamW<FocusedPow2, T>(net, {.lr = 1e-2, .weight_decay = 1e-2}, std::move(q));
   };
-  run_steps<decltype(sgd), float>("SGD float", sgd);
-  run_steps<decltype(sgd), double>("SGD double", sgd);
-  run_steps<decltype(adamw), float>("AdamW float", adamw);
-  run_steps<decltype(adamw), double>("AdamW double", adamw);
+  auto as_is = [](FocusedPow2Options&) {};
+  run_steps<decltype(sgd), float>("SGD float", sgd, as_is);
+  run_steps<decltype(sgd), double>("SGD double, shift, learnt alpha", sgd,
+                                   [](FocusedPow2Options& o) {
+                                     o.mode = FQMode::shift;
+                                     o.alpha_lr = 1e-3;
+                                   });
+  run_steps<decltype(adamw), float>("AdamW float, free means, argmax", adamw,
+                                    [](FocusedPow2Options& o) {
+                                      o.hardware = false;
+                                      o.sample_assignment = false;
+                                    });
+  run_steps<decltype(adamw), double>("AdamW double", adamw, as_is);
 }
 
 // ---- a small CNN learns under the policy -------------------------------------------------------
