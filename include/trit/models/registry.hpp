@@ -31,7 +31,8 @@ struct ModelConfig {
   int64_t in_channels = 1;
   int64_t input_size = 28;            // height = width of the input images
   double width = 1.0;                 // width multiplier (MobileNetV2)
-  std::optional<bool> small_input;    // stride-1 stem for small images; unset: input_size <= 64
+  // Stride-1 stem for small images (ResNet-18/34/50, MobileNetV2); unset: input_size <= 64.
+  std::optional<bool> small_input = std::nullopt;
   CifarShortcut shortcut = CifarShortcut::A;  // resnet20/32/56 shortcut option
 
   // small_input as set, or chosen from input_size when unset.
