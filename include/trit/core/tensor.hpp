@@ -23,6 +23,7 @@
 
 #include <Eigen/Core>
 
+#include "trit/core/allocator.hpp"
 #include "trit/core/error.hpp"
 #include "trit/core/rng.hpp"
 #include "trit/core/shape.hpp"
@@ -44,14 +45,15 @@ struct TensorImpl {
 };
 
 namespace detail {
-// Uninitialised storage for n elements, aligned for SIMD loads.
+// Uninitialised storage for n elements, aligned for SIMD loads, from the caching allocator
+// (core/allocator.hpp): large blocks freed by earlier tensors of the same size are reused.
 template <class T>
 std::shared_ptr<T> allocate_storage(int64_t n) {
-  size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T);
-  bytes = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
-  return std::shared_ptr<T>(static_cast<T*>(p), [](T* q) { std::free(q); });
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T);
+  void* p = CachingAllocator::instance().allocate(bytes);
+  return std::shared_ptr<T>(static_cast<T*>(p), [bytes](T* q) {
+    CachingAllocator::instance().release(q, bytes);
+  });
 }
 }  // namespace detail
 
