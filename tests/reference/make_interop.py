@@ -15,9 +15,11 @@ Writes into tests/reference/interop/:
 - <model>.safetensors    eval-mode state_dicts with random weights and BN running statistics:
                          resnet20 (CIFAR ResNet of make_models.py, shortcut A) and torchvision
                          mobilenet_v2(num_classes=10, width_mult=0.25)
-- <model>_io.safetensors "input" [2, 3, 32, 32] and "logits" [2, 10] of that model; for
-                         mobilenet_v2 also "logits_small_input", the same weights run with
-                         trit's small_input strides (features.0 and features.2 at stride 1)
+- <model>_io.safetensors "input" [2, 3, 32, 32] and "logits" [2, 10] of that model (computed
+                         in float64, stored as float32; in full in interop.txt as
+                         "<model>.logits"); for mobilenet_v2 also "logits_small_input", the
+                         same weights run with trit's small_input strides (features.0 and
+                         features.2 at stride 1)
 - <model>_header.json    the exact safetensors header trit must write for torchvision's
                          resnet18 / resnet50 with 10 classes (names, order, shapes, dtypes,
                          offsets): full weights would be 45 and 94 MB, too big to commit
@@ -124,6 +126,9 @@ def randomise(model, gen, in_channels=3):
             std = m.running_var.sqrt()
             m.running_mean.add_(torch.randn(m.running_mean.shape, generator=gen) * 0.1 * std)
             m.running_var.mul_(torch.rand(m.running_var.shape, generator=gen) * 0.5 + 0.75)
+            # A floor: a depthwise conv on a 1x1 map (MobileNetV2's last stages at 32x32)
+            # leaves channels of near-zero variance, whose BN would amplify rounding 1000x.
+            m.running_var.clamp_(min=0.1)
             m.num_batches_tracked.fill_(int(torch.randint(1, 1000, (), generator=gen)))
 
 
@@ -147,41 +152,51 @@ def write_dtypes():
     save_file(tensors, os.path.join(OUT, "dtypes.safetensors"), {"format": "pt", "note": "dtypes"})
 
 
-def write_tiny(gen):
+def write_tiny(gen, w):
     model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3))
     randomise(model, gen, in_channels=2)
     model.eval()
     save_file(dict(model.state_dict()), os.path.join(OUT, "tiny.safetensors"), {"format": "pt"})
     # The same values as text, an input and the eval-mode output, for the test to compare.
-    w = ReferenceWriter(os.path.join(HERE, "interop.txt"))
     for name, t in model.state_dict().items():
         w.add(f"tiny.{name}", t)
     x = torch.randn(1, 2, 5, 5, generator=gen)
     w.add("tiny.x", x)
     with torch.no_grad():
         w.add("tiny.y", model(x))
-    w.save()
 
 
-def write_model(key, model, gen, small_input_variant=None):
+def write_model(key, model, gen, w, small_input_variant=None):
+    """Weights in float32 (as saved); the logits computed in float64 from those same weights
+    and input: the exact answer, free of PyTorch's own rounding (a random network amplifies
+    float32 rounding to ~1e-4 here). The io file holds them rounded to float32; the text
+    file (tests/reference/interop.txt) in full, for trit's double-precision check."""
     randomise(model, gen)
     model.eval()
     x = torch.randn(2, 3, 32, 32, generator=gen)
+    save_file(dict(model.state_dict()), os.path.join(OUT, f"{key}.safetensors"), {"format": "pt"})
+    model.double()
     io = {"input": x}
     with torch.no_grad():
-        io["logits"] = model(x)
+        logits = {"logits": model(x.double())}
         if small_input_variant:
             small_input_variant(model)
-            io["logits_small_input"] = model(x)
-    save_file(dict(model.state_dict()), os.path.join(OUT, f"{key}.safetensors"), {"format": "pt"})
+            logits["logits_small_input"] = model(x.double())
+    for name, y in logits.items():
+        io[name] = y.float()
+        w.add(f"{key}.{name}", y)
     save_file(io, os.path.join(OUT, f"{key}_io.safetensors"))
 
 
 def mobilenet_small_input(model):
     """trit's small_input MobileNetV2: stride 1 in features.0 and the first block of the
-    second row (features.2, its depthwise conv)."""
+    second row (features.2, its depthwise conv), which, built with stride 1, adds its input
+    when its channel counts agree (they do at width 0.25: 8 -> 8)."""
     model.features[0][0].stride = (1, 1)
-    model.features[2].conv[1][0].stride = (1, 1)
+    block = model.features[2]
+    block.conv[1][0].stride = (1, 1)
+    block.use_res_connect = block.conv[0][0].in_channels == block.out_channels
+    assert block.use_res_connect
 
 
 def write_header(key, model):
@@ -195,10 +210,12 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(2024)
+    w = ReferenceWriter(os.path.join(HERE, "interop.txt"))
     write_dtypes()
-    write_tiny(gen)
-    write_model("resnet20", CifarResNet(3, num_classes=10, option="A"), gen)
+    write_tiny(gen, w)
+    write_model("resnet20", CifarResNet(3, num_classes=10, option="A"), gen, w)
     write_model("mobilenet_v2", torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.25),
-                gen, mobilenet_small_input)
+                gen, w, mobilenet_small_input)
+    w.save()
     write_header("resnet18", torchvision.models.resnet18(num_classes=10))
     write_header("resnet50", torchvision.models.resnet50(num_classes=10))

@@ -1,0 +1,145 @@
+// trit-predict: runs a model on a batch of inputs and writes its logits, so a PyTorch user
+// can check trit against their own model with the same weights.
+//
+//   build/bin/trit-predict --model resnet20 --weights w.safetensors \
+//       --input x.safetensors --output y.safetensors
+//
+// Read top to bottom:
+//   1. flags     the architecture (as trit-train builds it) and three files
+//   2. input     the tensor "input" [N, C, H, W] float32 from a safetensors file
+//   3. model     built by name, weights loaded strictly: every tensor of the model must be in
+//                the file with its shape, and nothing else
+//   4. forward   eval mode (BatchNorm uses its running statistics, no dropout), no graph
+//   5. output    the tensor "logits" [N, K] in a safetensors file
+//
+// From PyTorch (with the safetensors package):
+//   save_file(model.state_dict(), "w.safetensors"); save_file({"input": x}, "x.safetensors")
+//   ... then load_file("y.safetensors")["logits"] vs model.eval()(x)
+//
+// The model's options are explicit, never guessed from the input: --small-input selects the
+// CIFAR variant of resnet18/34/50 and mobilenet_v2 (for mobilenet_v2 it changes strides, not
+// weight shapes, so a wrong choice would not show up as a loading error).
+//
+// Errors print one line "error: ..." on stderr; the exit status is 1, or 2 for a usage error.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <trit/trit.hpp>
+
+using namespace trit;
+
+namespace {
+
+// Everything the flags set.
+struct Settings {
+  std::string model;
+  int64_t num_classes = 10;
+  int64_t in_channels = 0;  // 0: the channels of the input
+  double width = 1.0;
+  bool small_input = false;
+  std::string shortcut = "A";
+  std::string weights;
+  std::string input;
+  std::string output;
+  int threads = 2;
+};
+
+// Loads the weights file at `path` into `model`, strictly, choosing the reader by the file's
+// extension. (Only safetensors for now; another format is one more branch here.)
+void load_model_weights(nn::Module<float>& model, const std::string& path) {
+  auto ends_with = [&](const std::string& suffix) {
+    return path.size() >= suffix.size() &&
+           path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (ends_with(".safetensors")) {
+    io::load_weights(model, path, /*strict=*/true);
+    return;
+  }
+  throw Error("--weights", "'" + path + "': unknown weights format; expected a .safetensors file");
+}
+
+int run(const Settings& s) {
+  set_num_threads(s.threads);
+
+  // 2. input
+  io::SafetensorsFile input_file = io::load_safetensors(s.input);
+  const Tensor<float>* found = input_file.find("input");
+  check(found != nullptr, s.input, "no tensor named 'input' in the file");
+  const Tensor<float> x = *found;
+  check(x.dim() == 4 && x.size(0) > 0, s.input, "tensor 'input' must be [N, C, H, W] with N > 0, ",
+        "got ", to_string(x.shape()));
+  const int64_t channels = s.in_channels > 0 ? s.in_channels : x.size(1);
+  check(x.size(1) == channels, s.input, "tensor 'input' has ", x.size(1),
+        " channels but --in-channels is ", channels);
+  check(x.size(2) == x.size(3), s.input, "tensor 'input' must have square images, got ",
+        to_string(x.shape()));
+
+  // 3. model
+  models::ModelConfig config;
+  config.name = s.model;
+  config.num_classes = s.num_classes;
+  config.in_channels = channels;
+  config.input_size = x.size(2);
+  config.width = s.width;
+  config.small_input = s.small_input;
+  config.shortcut = models::parse_shortcut(s.shortcut);
+  std::shared_ptr<nn::Module<float>> model = models::make_model(config);
+  load_model_weights(*model, s.weights);
+
+  // 4. forward
+  model->eval();
+  Tensor<float> logits;
+  {
+    NoGradGuard no_grad;
+    logits = (*model)(x);
+  }
+
+  // 5. output
+  io::save_safetensors(s.output, {{"logits", logits}}, {{"model", s.model}, {"weights", s.weights}});
+  std::fprintf(stderr, "%s: logits %s written to %s\n", s.model.c_str(),
+               to_string(logits.shape()).c_str(), s.output.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // 1. flags
+  Settings s;
+  CLI::App app{"trit-predict: run a model with given weights on the tensor 'input' of a "
+               "safetensors file and write the tensor 'logits'"};
+  app.add_option("--model", s.model, "architecture: " + models::model_names())->required();
+  app.add_option("--num-classes", s.num_classes, "number of classes K (rows of the last layer)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30))->capture_default_str();
+  app.add_option("--in-channels", s.in_channels, "input channels C (default: the input's)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  app.add_option("--width", s.width, "width multiplier (mobilenet_v2)")
+      ->check(CLI::Range(0.01, 100.0))->capture_default_str();
+  app.add_flag("--small-input", s.small_input,
+               "CIFAR variant: stride-1 stem (resnet18/34/50, mobilenet_v2)");
+  app.add_option("--shortcut", s.shortcut, "resnet20/32/56 shortcut option: A or B")
+      ->check(CLI::IsMember({"A", "B", "a", "b"}))->capture_default_str();
+  app.add_option("--weights", s.weights, "weights file (.safetensors), loaded strictly")->required();
+  app.add_option("--input", s.input, "safetensors file with the tensor 'input' [N, C, H, W]")
+      ->required();
+  app.add_option("--output", s.output, "safetensors file to write the tensor 'logits' [N, K] to")
+      ->required();
+  app.add_option("--threads", s.threads, "CPU threads")
+      ->check(CLI::Range(1, 1024))->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s\n(run with --help for the flags)\n", e.what());
+    return 2;
+  }
+  try {
+    return run(s);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
