@@ -377,7 +377,10 @@ void run_steps(const std::string& label, Opt make, Tweak tweak) {
   CHECK(policy.sparsity("5.weight") == doctest::Approx(0.3).epsilon(0.01));
   auto codes = policy.quantized_tensors(opt.parameters());
   CHECK(codes.size() == 3);
-  for (const auto& q : codes) CHECK(q.levels() <= policy.layer(q.name).max_levels());
+  for (const auto& q : codes) {
+    CHECK(q.levels() <= policy.layer(q.name).max_levels());
+    CHECK(q.bits_per_code() <= policy.layer(q.name).bits);  // n-bit codes, zero included
+  }
 }
 
 }  // namespace
