@@ -22,23 +22,17 @@
 namespace trit {
 
 namespace detail {
-// Copies between x [N, C, H, W] and its sampled, channel-offset image in y [N, O, Ho, Wo].
-// to_y: y[n, pad + c, i, j] = x[n, c, i*S, j*S]; otherwise x[n, c, i*S, j*S] = y[...] (the
-// other elements of x must already be zero).
-template <class T>
-void copy_subsampled(T* x, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O,
-                     int64_t pad, int64_t S, bool to_y) {
+// Calls f(i, j) for every sampled element: i its flat index in x [N, C, H, W], j the flat index
+// of its copy in y [N, O, ceil(H/S), ceil(W/S)] (channel c lands on channel pad + c).
+template <class F>
+void for_each_subsampled(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t pad,
+                         int64_t S, F&& f) {
   const int64_t Ho = (H + S - 1) / S, Wo = (W + S - 1) / S;
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
-      T* xp = x + (n * C + c) * H * W;
-      T* yp = y + (n * O + pad + c) * Ho * Wo;
+      const int64_t x_plane = (n * C + c) * H * W, y_plane = (n * O + pad + c) * Ho * Wo;
       for (int64_t i = 0; i < Ho; ++i)
-        for (int64_t j = 0; j < Wo; ++j) {
-          T& xv = xp[i * S * W + j * S];
-          T& yv = yp[i * Wo + j];
-          if (to_y) yv = xv; else xv = yv;
-        }
+        for (int64_t j = 0; j < Wo; ++j) f(x_plane + i * S * W + j * S, y_plane + i * Wo + j);
     }
 }
 }  // namespace detail
@@ -53,14 +47,17 @@ Tensor<T> subsample_pad_channels(const Tensor<T>& x, int64_t out_channels, int64
   const int64_t pad = (out_channels - C) / 2;
   Tensor<T> out = Tensor<T>::zeros({N, out_channels, (H + stride - 1) / stride,
                                     (W + stride - 1) / stride});
-  detail::copy_subsampled(const_cast<T*>(x.data()), out.data(), N, C, H, W, out_channels, pad,
-                          stride, /*to_y=*/true);
+  const T* xp = x.data();
+  T* yp = out.data();
+  detail::for_each_subsampled(N, C, H, W, out_channels, pad, stride,
+                              [&](int64_t i, int64_t j) { yp[j] = xp[i]; });
   return record("subsample_pad_channels", out, {x},
                 [xs = x.shape(), out_channels, pad, stride](const Tensor<T>& g) {
                   Tensor<T> gx = Tensor<T>::zeros(xs);
-                  detail::copy_subsampled(gx.data(), const_cast<T*>(g.data()), xs[0], xs[1],
-                                          xs[2], xs[3], out_channels, pad, stride,
-                                          /*to_y=*/false);
+                  const T* gp = g.data();
+                  T* gxp = gx.data();
+                  detail::for_each_subsampled(xs[0], xs[1], xs[2], xs[3], out_channels, pad,
+                                              stride, [&](int64_t i, int64_t j) { gxp[i] = gp[j]; });
                   return std::vector<Tensor<T>>{gx};
                 });
 }
