@@ -258,6 +258,10 @@ TEST_CASE("malformed files raise trit::Error naming the file and the tensor") {
                  R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", buffer)),
              "tensors 'a' and 'b' overlap");
   }
+  SUBCASE("the same name twice") {
+    contains(error_for(file_bytes("{" + good_entry + "," + good_entry + "}", buffer)),
+             "tensor 'w' appears twice in the header");
+  }
   SUBCASE("gap between tensors") {
     contains(error_for(file_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                                   buffer)),

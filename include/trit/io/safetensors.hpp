@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -210,9 +211,20 @@ inline SafetensorsFile load_safetensors(const std::string& path) {
   const char* buffer = bytes.data() + 8 + header_size;
   const uint64_t buffer_size = bytes.size() - 8 - header_size;
 
-  nlohmann::ordered_json header;  // keeps the tensors in header order
+  // ordered_json keeps the tensors in header order. JSON parsers keep the last of duplicate
+  // keys silently; two tensors of one name are an error here, caught as the keys go by.
+  std::set<std::string> names;
+  auto no_duplicates = [&](int depth, nlohmann::ordered_json::parse_event_t event,
+                           nlohmann::ordered_json& parsed) {
+    if (depth == 1 && event == nlohmann::ordered_json::parse_event_t::key)
+      check(names.insert(parsed.get<std::string>()).second, path, "tensor '",
+            parsed.get<std::string>(), "' appears twice in the header");
+    return true;
+  };
+  nlohmann::ordered_json header;
   try {
-    header = nlohmann::ordered_json::parse(bytes.begin() + 8, bytes.begin() + 8 + header_size);
+    header = nlohmann::ordered_json::parse(bytes.begin() + 8, bytes.begin() + 8 + header_size,
+                                           no_duplicates);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path, std::string("safetensors header is not valid JSON: ") + e.what());
   }
