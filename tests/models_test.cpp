@@ -10,14 +10,13 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <vector>
-
 #include <trit/autograd/engine.hpp>
 #include <trit/autograd/gradcheck.hpp>
 #include <trit/core.hpp>
 #include <trit/models.hpp>
 #include <trit/ops/loss.hpp>
 #include <trit/ops/reduce.hpp>
+#include <vector>
 
 #include "reference.hpp"
 
@@ -137,7 +136,8 @@ TEST_CASE("parameter counts equal torchvision's and the CIFAR ResNet paper's") {
   CHECK(models::resnet34()->num_parameters() == 21797672);
   CHECK(models::resnet50()->num_parameters() == 25557032);
   CHECK(models::mobilenet_v2()->num_parameters() == 3504872);
-  CHECK(models::mobilenet_v2(1000, 0.5)->num_parameters() == listing("mobilenet_v2_w0.5").parameters);
+  CHECK(models::mobilenet_v2(1000, 0.5)->num_parameters() ==
+        listing("mobilenet_v2_w0.5").parameters);
   CHECK(models::mobilenet_v2(10, 0.5, true)->num_parameters() ==
         listing("mobilenet_v2_w0.5_c10").parameters);
   CHECK(models::resnet20(10, 3)->num_parameters() == 269722);
@@ -221,8 +221,8 @@ TEST_CASE("small_input changes exactly the documented strides") {
     h = (*net->features)[i].forward(h);
     sides.push_back(h.size(2));
   }
-  CHECK(sides == std::vector<int64_t>{32, 32, 32, 32, 16, 16, 16, 8, 8, 8, 8, 8, 8, 8, 4, 4, 4,
-                                      4, 4});
+  CHECK(sides ==
+        std::vector<int64_t>{32, 32, 32, 32, 16, 16, 16, 8, 8, 8, 8, 8, 8, 8, 4, 4, 4, 4, 4});
   // The full-size model halves at features.0, 2, 4, 7 and 14: 64 -> 2.
   auto full = models::mobilenet_v2(10, 0.5, false);
   full->eval();
@@ -259,8 +259,8 @@ TEST_CASE("subsample_pad_channels: values and gradcheck") {
   Tensor<double> x = Tensor<double>::arange(18).with_shape({1, 2, 3, 3});
   Tensor<double> y = trit::subsample_pad_channels(x, 5, 2);
   REQUIRE(y.shape() == Shape{1, 5, 2, 2});
-  CHECK(y.to_vector() == std::vector<double>{0, 0, 0, 0, 0, 2, 6, 8, 9, 11, 15, 17,
-                                             0, 0, 0, 0, 0, 0, 0, 0});
+  CHECK(y.to_vector() ==
+        std::vector<double>{0, 0, 0, 0, 0, 2, 6, 8, 9, 11, 15, 17, 0, 0, 0, 0, 0, 0, 0, 0});
   trit::Generator gen(3);
   for (auto [c, o, s, side] : std::vector<std::array<int64_t, 4>>{
            {2, 4, 2, 5}, {3, 8, 2, 4}, {2, 2, 1, 3}, {1, 4, 3, 7}}) {
@@ -330,7 +330,10 @@ TEST_CASE("make_model builds every model by name, following the dataset") {
   c.small_input = false;  // forced off
   CHECK(models::make_model(c)->describe() ==
         "resnet18(num_classes=10, in_channels=3, small_input=false)");
-  c = {.name = "resnet20", .num_classes = 10, .in_channels = 3, .shortcut = models::CifarShortcut::B};
+  c = {.name = "resnet20",
+       .num_classes = 10,
+       .in_channels = 3,
+       .shortcut = models::CifarShortcut::B};
   CHECK(models::make_model(c)->num_parameters() == 272474);
   CHECK(models::make_model(c)->describe() == "resnet20(num_classes=10, in_channels=3, shortcut=B)");
   c = {.name = "mobilenet_v2", .num_classes = 10, .in_channels = 3, .input_size = 32, .width = 0.5};
@@ -361,7 +364,8 @@ TEST_CASE("initialisation follows torchvision") {
   auto n1 = models::resnet20<float>(10, 3, models::CifarShortcut::A, a);
   auto n2 = models::resnet20<float>(10, 3, models::CifarShortcut::A, b);
   auto s1 = n1->state_dict(), s2 = n2->state_dict();
-  for (size_t i = 0; i < s1.size(); ++i) CHECK(s1[i].second.to_vector() == s2[i].second.to_vector());
+  for (size_t i = 0; i < s1.size(); ++i)
+    CHECK(s1[i].second.to_vector() == s2[i].second.to_vector());
 }
 
 TEST_CASE("make_divisible as torchvision's _make_divisible") {

@@ -36,18 +36,19 @@ class Bottleneck : public nn::Module<T> {
              std::shared_ptr<nn::Module<T>> downsample_module = nullptr)
       : in_(in_channels), planes_(planes), stride_(stride) {
     const int64_t out = planes * expansion;
-    check(downsample_module || (stride == 1 && in_channels == out), "Bottleneck",
-          "a block from ", in_channels, " to ", out, " channels with stride ", stride,
-          " needs a downsample module");
+    check(downsample_module || (stride == 1 && in_channels == out), "Bottleneck", "a block from ",
+          in_channels, " to ", out, " channels with stride ", stride, " needs a downsample module");
     const nn::Conv2dOptions no_bias{.bias = false};
     conv1 = this->register_module("conv1",
                                   std::make_shared<nn::Conv2d<T>>(in_channels, planes, 1, no_bias));
     bn1 = this->register_module("bn1", std::make_shared<nn::BatchNorm2d<T>>(planes));
     conv2 = this->register_module(
-        "conv2", std::make_shared<nn::Conv2d<T>>(
-                     planes, planes, 3, nn::Conv2dOptions{.stride = stride, .padding = 1, .bias = false}));
+        "conv2",
+        std::make_shared<nn::Conv2d<T>>(
+            planes, planes, 3, nn::Conv2dOptions{.stride = stride, .padding = 1, .bias = false}));
     bn2 = this->register_module("bn2", std::make_shared<nn::BatchNorm2d<T>>(planes));
-    conv3 = this->register_module("conv3", std::make_shared<nn::Conv2d<T>>(planes, out, 1, no_bias));
+    conv3 =
+        this->register_module("conv3", std::make_shared<nn::Conv2d<T>>(planes, out, 1, no_bias));
     bn3 = this->register_module("bn3", std::make_shared<nn::BatchNorm2d<T>>(out));
     relu = this->register_module("relu", std::make_shared<nn::ReLU<T>>());
     if (downsample_module) downsample = this->register_module("downsample", downsample_module);

@@ -54,11 +54,13 @@ class CifarResNet : public nn::Module<T> {
   // blocks_per_stage n (depth 6n + 2), K = num_classes, C = in_channels.
   CifarResNet(int64_t blocks_per_stage, int64_t num_classes = 10, int64_t in_channels = 3,
               CifarShortcut shortcut = CifarShortcut::A, Generator& gen = global_generator())
-      : n_(blocks_per_stage), num_classes_(num_classes), in_channels_(in_channels),
+      : n_(blocks_per_stage),
+        num_classes_(num_classes),
+        in_channels_(in_channels),
         shortcut_(shortcut) {
     check(blocks_per_stage > 0 && num_classes > 0 && in_channels > 0, name(),
-          "blocks per stage, num_classes and in_channels must be > 0, got ", blocks_per_stage,
-          ", ", num_classes, ", ", in_channels);
+          "blocks per stage, num_classes and in_channels must be > 0, got ", blocks_per_stage, ", ",
+          num_classes, ", ", in_channels);
     conv1 = this->register_module(
         "conv1", std::make_shared<nn::Conv2d<T>>(
                      in_channels, 16, 3, nn::Conv2dOptions{.padding = 1, .bias = false}, gen));
@@ -77,7 +79,8 @@ class CifarResNet : public nn::Module<T> {
           else
             downsample = make_projection<T>(channels, planes[stage], stride);
         }
-        layer->push_back(std::make_shared<BasicBlock<T>>(channels, planes[stage], stride, downsample));
+        layer->push_back(
+            std::make_shared<BasicBlock<T>>(channels, planes[stage], stride, downsample));
         channels = planes[stage];
       }
       layers[stage] = this->register_module("layer" + std::to_string(stage + 1), layer);

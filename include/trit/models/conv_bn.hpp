@@ -27,14 +27,13 @@ std::shared_ptr<nn::Sequential<T>> make_projection(int64_t in_channels, int64_t 
 // G = C = O is a depthwise conv.
 template <class T = float>
 std::shared_ptr<nn::Sequential<T>> make_conv_bn_relu6(int64_t in_channels, int64_t out_channels,
-                                                       int64_t kernel_size, int64_t stride = 1,
-                                                       int64_t groups = 1) {
+                                                      int64_t kernel_size, int64_t stride = 1,
+                                                      int64_t groups = 1) {
   return std::make_shared<nn::Sequential<T>>(
-      std::make_shared<nn::Conv2d<T>>(in_channels, out_channels, kernel_size,
-                                      nn::Conv2dOptions{.stride = stride,
-                                                        .padding = (kernel_size - 1) / 2,
-                                                        .groups = groups,
-                                                        .bias = false}),
+      std::make_shared<nn::Conv2d<T>>(
+          in_channels, out_channels, kernel_size,
+          nn::Conv2dOptions{
+              .stride = stride, .padding = (kernel_size - 1) / 2, .groups = groups, .bias = false}),
       std::make_shared<nn::BatchNorm2d<T>>(out_channels), std::make_shared<nn::ReLU6<T>>());
 }
 

@@ -34,15 +34,15 @@ class InvertedResidual : public nn::Module<T> {
       : in_(in_channels), out_(out_channels), stride_(stride), expand_ratio_(expand_ratio) {
     check(stride == 1 || stride == 2, "InvertedResidual", "stride must be 1 or 2, got ", stride);
     check(in_channels > 0 && out_channels > 0 && expand_ratio >= 1, "InvertedResidual",
-          "need channels > 0 and expand_ratio >= 1, got ", in_channels, ", ", out_channels,
-          ", ", expand_ratio);
+          "need channels > 0 and expand_ratio >= 1, got ", in_channels, ", ", out_channels, ", ",
+          expand_ratio);
     const int64_t hidden = static_cast<int64_t>(std::llround(double(in_channels) * expand_ratio));
     use_residual_ = stride == 1 && in_channels == out_channels;
     conv = this->register_module("conv", std::make_shared<nn::Sequential<T>>());
     if (expand_ratio != 1) conv->push_back(make_conv_bn_relu6<T>(in_channels, hidden, 1));
     conv->push_back(make_conv_bn_relu6<T>(hidden, hidden, 3, stride, /*groups=*/hidden));
-    conv->push_back(std::make_shared<nn::Conv2d<T>>(hidden, out_channels, 1,
-                                                    nn::Conv2dOptions{.bias = false}));
+    conv->push_back(
+        std::make_shared<nn::Conv2d<T>>(hidden, out_channels, 1, nn::Conv2dOptions{.bias = false}));
     conv->push_back(std::make_shared<nn::BatchNorm2d<T>>(out_channels));
   }
 

@@ -37,7 +37,8 @@ namespace trit::models {
 // torchvision's _make_divisible: v rounded to the nearest multiple of `divisor` (at least
 // `divisor`), rounded up a step more if that lost over 10% of v.
 inline int64_t make_divisible(double v, int64_t divisor = 8) {
-  int64_t rounded = std::max<int64_t>(divisor, static_cast<int64_t>(v + divisor / 2.0) / divisor * divisor);
+  int64_t rounded =
+      std::max<int64_t>(divisor, static_cast<int64_t>(v + divisor / 2.0) / divisor * divisor);
   if (double(rounded) < 0.9 * v) rounded += divisor;
   return rounded;
 }
@@ -47,14 +48,18 @@ class MobileNetV2 : public nn::Module<T> {
  public:
   MobileNetV2(int64_t num_classes = 1000, double width_mult = 1.0, bool small_input = false,
               int64_t in_channels = 3, double dropout = 0.2, Generator& gen = global_generator())
-      : num_classes_(num_classes), width_(width_mult), small_input_(small_input),
+      : num_classes_(num_classes),
+        width_(width_mult),
+        small_input_(small_input),
         in_channels_(in_channels) {
     check(num_classes > 0 && in_channels > 0 && width_mult > 0, "mobilenet_v2",
           "num_classes, in_channels and width_mult must be > 0, got ", num_classes, ", ",
           in_channels, ", ", width_mult);
     // t (expand ratio), c (channels at width 1), n (blocks), s (first block's stride)
-    struct Row { int64_t t, c, n, s; };
-    const Row rows[] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
+    struct Row {
+      int64_t t, c, n, s;
+    };
+    const Row rows[] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
                         {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
     int64_t channels = make_divisible(32 * width_mult);
     last_channel_ = make_divisible(1280 * std::max(1.0, width_mult));

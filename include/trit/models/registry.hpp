@@ -29,8 +29,8 @@ struct ModelConfig {
   std::string name = "lenet";
   int64_t num_classes = 10;
   int64_t in_channels = 1;
-  int64_t input_size = 28;            // height = width of the input images
-  double width = 1.0;                 // width multiplier (MobileNetV2)
+  int64_t input_size = 28;  // height = width of the input images
+  double width = 1.0;       // width multiplier (MobileNetV2)
   // Stride-1 stem for small images (ResNet-18/34/50, MobileNetV2); unset: input_size <= 64.
   std::optional<bool> small_input = std::nullopt;
   CifarShortcut shortcut = CifarShortcut::A;  // resnet20/32/56 shortcut option
@@ -61,11 +61,17 @@ inline const std::map<std::string, ModelFactory>& model_factories() {
          return resnet50<float>(c.num_classes, c.in_channels, c.use_small_input());
        }},
       {"resnet20",
-       [](const ModelConfig& c) { return resnet20<float>(c.num_classes, c.in_channels, c.shortcut); }},
+       [](const ModelConfig& c) {
+         return resnet20<float>(c.num_classes, c.in_channels, c.shortcut);
+       }},
       {"resnet32",
-       [](const ModelConfig& c) { return resnet32<float>(c.num_classes, c.in_channels, c.shortcut); }},
+       [](const ModelConfig& c) {
+         return resnet32<float>(c.num_classes, c.in_channels, c.shortcut);
+       }},
       {"resnet56",
-       [](const ModelConfig& c) { return resnet56<float>(c.num_classes, c.in_channels, c.shortcut); }},
+       [](const ModelConfig& c) {
+         return resnet56<float>(c.num_classes, c.in_channels, c.shortcut);
+       }},
       {"mobilenet_v2",
        [](const ModelConfig& c) {
          return mobilenet_v2<float>(c.num_classes, c.width, c.use_small_input(), c.in_channels);

@@ -52,7 +52,10 @@ class ResNet : public nn::Module<T> {
  public:
   ResNet(const std::string& name, const ResNetLayout& layout, int64_t num_classes = 1000,
          int64_t in_channels = 3, bool small_input = false, Generator& gen = global_generator())
-      : name_(name), num_classes_(num_classes), in_channels_(in_channels), small_input_(small_input) {
+      : name_(name),
+        num_classes_(num_classes),
+        in_channels_(in_channels),
+        small_input_(small_input) {
     check(num_classes > 0 && in_channels > 0, name, "num_classes and in_channels must be > 0, got ",
           num_classes, " and ", in_channels);
     const int64_t expansion =
@@ -83,15 +86,18 @@ class ResNet : public nn::Module<T> {
         std::shared_ptr<nn::Module<T>> downsample;
         if (stride != 1 || channels != out) downsample = make_projection<T>(channels, out, stride);
         if (layout.block == ResNetBlock::basic)
-          layer->push_back(std::make_shared<BasicBlock<T>>(channels, planes[stage], stride, downsample));
+          layer->push_back(
+              std::make_shared<BasicBlock<T>>(channels, planes[stage], stride, downsample));
         else
-          layer->push_back(std::make_shared<Bottleneck<T>>(channels, planes[stage], stride, downsample));
+          layer->push_back(
+              std::make_shared<Bottleneck<T>>(channels, planes[stage], stride, downsample));
         channels = out;
       }
       layers[stage] = this->register_module("layer" + std::to_string(stage + 1), layer);
     }
     avgpool = this->register_module("avgpool", std::make_shared<nn::AdaptiveAvgPool2d<T>>(1));
-    fc = this->register_module("fc", std::make_shared<nn::Linear<T>>(channels, num_classes, true, gen));
+    fc = this->register_module("fc",
+                               std::make_shared<nn::Linear<T>>(channels, num_classes, true, gen));
     init_like_torchvision_<T>(*this, {}, gen);
   }
 
@@ -106,9 +112,9 @@ class ResNet : public nn::Module<T> {
 
   // "resnet18(num_classes=10, in_channels=3, small_input=true)"
   std::string describe() const override {
-    return name_ + "(num_classes=" + std::to_string(num_classes_) + ", in_channels=" +
-           std::to_string(in_channels_) + ", small_input=" + (small_input_ ? "true" : "false") +
-           ")";
+    return name_ + "(num_classes=" + std::to_string(num_classes_) +
+           ", in_channels=" + std::to_string(in_channels_) +
+           ", small_input=" + (small_input_ ? "true" : "false") + ")";
   }
 
   std::shared_ptr<nn::Conv2d<T>> conv1;

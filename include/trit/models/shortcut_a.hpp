@@ -42,11 +42,11 @@ Tensor<T> subsample_pad_channels(const Tensor<T>& x, int64_t out_channels, int64
   check(x.dim() == 4, "subsample_pad_channels", "expected x [N, C, H, W], got ",
         to_string(x.shape()));
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  check(out_channels >= C && stride >= 1, "subsample_pad_channels", "out_channels ",
-        out_channels, " must be >= C and stride ", stride, " >= 1 for x ", to_string(x.shape()));
+  check(out_channels >= C && stride >= 1, "subsample_pad_channels", "out_channels ", out_channels,
+        " must be >= C and stride ", stride, " >= 1 for x ", to_string(x.shape()));
   const int64_t pad = (out_channels - C) / 2;
-  Tensor<T> out = Tensor<T>::zeros({N, out_channels, (H + stride - 1) / stride,
-                                    (W + stride - 1) / stride});
+  Tensor<T> out =
+      Tensor<T>::zeros({N, out_channels, (H + stride - 1) / stride, (W + stride - 1) / stride});
   const T* xp = x.data();
   T* yp = out.data();
   detail::for_each_subsampled(N, C, H, W, out_channels, pad, stride,
@@ -56,8 +56,8 @@ Tensor<T> subsample_pad_channels(const Tensor<T>& x, int64_t out_channels, int64
                   Tensor<T> gx = Tensor<T>::zeros(xs);
                   const T* gp = g.data();
                   T* gxp = gx.data();
-                  detail::for_each_subsampled(xs[0], xs[1], xs[2], xs[3], out_channels, pad,
-                                              stride, [&](int64_t i, int64_t j) { gxp[i] = gp[j]; });
+                  detail::for_each_subsampled(xs[0], xs[1], xs[2], xs[3], out_channels, pad, stride,
+                                              [&](int64_t i, int64_t j) { gxp[i] = gp[j]; });
                   return std::vector<Tensor<T>>{gx};
                 });
 }
