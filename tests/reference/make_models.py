@@ -45,7 +45,8 @@ def cifar_downsample(in_planes, planes, stride, option):
         return None
     if option == "A":
         return ShortcutA(in_planes, planes, stride)
-    return nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+    return nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
+                         nn.BatchNorm2d(planes))
 
 
 class CifarResNet(nn.Module):
@@ -93,7 +94,8 @@ def write_names(path):
         "resnet56_B": CifarResNet(9, option="B"),
     }
     # The names are checked only for these; the others give their counts.
-    listed = {"resnet18", "resnet50", "mobilenet_v2", "mobilenet_v2_w0.5", "resnet20_A", "resnet20_B"}
+    listed = {"resnet18", "resnet50", "mobilenet_v2", "mobilenet_v2_w0.5",
+              "resnet20_A", "resnet20_B"}
     lines = []
     for key, model in models.items():
         lines.append(f"model {key} {count(model)}")
