@@ -16,13 +16,19 @@
 // tensor to Tensor<float> (integers such as BatchNorm's num_batches_tracked become floats,
 // exactly up to 2^24). Everything is checked before it is used: the header length against
 // the file size (and a 100 MB cap), the JSON, every field, the offsets (inside the buffer,
-// contiguous, not overlapping, covering it all) and each tensor's byte count against
-// numel x element size. A bad file raises trit::Error naming the file (and the tensor);
-// reading never allocates more than the file's size.
+// contiguous, not overlapping, covering it all), each tensor's byte count against numel x
+// element size, and that no name appears twice. A bad file raises trit::Error naming the
+// file (and the tensor); reading never allocates more than the file's size.
 //
 // Writing stores F32, except tensors whose name ends with "num_batches_tracked", stored as
 // I64 as PyTorch keeps them, so that PyTorch's load_state_dict(strict=True) accepts the file.
-// Files are written atomically (write_file_atomically).
+// The header lists the tensors in the order given (a state_dict's order); the I64 data comes
+// first in the buffer so that it is 8-byte aligned, which PyTorch's loader requires. Files
+// are written atomically (write_file_atomically).
+//
+//   io::save_weights(model, "w.safetensors");            // model.state_dict(), in order
+//   io::load_weights(model, "w.safetensors");            // strict: all names and shapes
+//   io::LoadReport r = io::load_weights(model, path, false);  // loads what matches
 #include <algorithm>
 #include <bit>
 #include <cmath>
