@@ -1,15 +1,20 @@
 // trit-train: trains an image classifier and writes what it learned.
 //
 //   build/bin/trit-train --dataset fashion-mnist --model lenet --epochs 3 --out runs/lenet
+//   build/bin/trit-train --model resnet20 --quant ptq --sparsity 0.7 --epochs 10 --out runs/ptq
 //
 // Read top to bottom, this is the whole life of a training run in trit:
 //   1. flags            what to train, on what, for how long
 //   2. data             the train and test sets, and a DataLoader that batches the train set
 //   3. model            built by name from the model zoo
-//   4. optimizer        SGD or Adam (their quantizer policy is the template argument)
+//   4. optimizer        SGD, Adam or AdamW, with the quantizer policy as template argument:
+//                       optim::SGD<quant::PTQ> trains a ternary network
+
 //   5. resume           optionally continue from a checkpoint
-//   6. epochs           train, evaluate, log a CSV row, redraw the curves, save a checkpoint
-//   7. summary          one JSON line with the numbers a script would want
+//   6. epochs           train, evaluate, log a CSV row, redraw the curves, save a checkpoint;
+//                       with a quantizer also the sparsity and the size the model would have
+//   7. summary          model.safetensors (the weights the forward pass used), weights.png
+//                       (histograms of latent and quantized weights), one JSON line
 // Ctrl-C finishes the current batch, saves a checkpoint and exits cleanly.
 //
 // Errors (missing dataset, bad flag value, corrupt checkpoint, diverging loss) print one line
@@ -19,6 +24,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -45,13 +51,63 @@ struct Settings {
   int64_t train_limit = 0;  // 0: the whole training set
   std::string out = "runs/last";
   std::string resume;       // a checkpoint to continue from
+  std::string pretrained;   // a checkpoint whose model weights to start from
+  // Quantization (see include/trit/quant/): none, ptq, hq or fq.
+  std::string quant = "none";
+  double sparsity = 0.7;         // target share of zero weights
+  double fp_epochs = 0;          // full-precision warm-up
+  double ramp_epochs = -1;       // sparsity ramp length; < 0: half the epochs after warm-up
+  int bits = 5;                  // fq: bits per weight
+  bool keep_fp_classifier = false;
+  bool per_channel = false;      // ptq: one scale per output channel
 };
 
-// Sums the FP32 bytes of every tensor the model would save (parameters and buffers).
-int64_t fp32_bytes(const nn::Module<float>& model) {
-  int64_t n = 0;
-  for (auto& [name, t] : model.state_dict()) n += t.numel();
-  return 4 * n;
+// The sparsity schedule the flags describe.
+quant::SparsitySchedule schedule_from(const Settings& s) {
+  quant::SparsitySchedule schedule;
+  schedule.target = s.sparsity;
+  schedule.fp_epochs = s.fp_epochs;
+  schedule.ramp_epochs =
+      s.ramp_epochs >= 0 ? s.ramp_epochs : std::max(0.0, (double(s.epochs) - s.fp_epochs) / 2);
+  return schedule;
+}
+
+// The quantized tensors as codes, read off the forward weights; none for quant::None and
+// during the full-precision warm-up.
+template <class Optimizer>
+std::vector<quant::QuantizedTensor> quantized_tensors(const Optimizer& optimizer,
+                                                      const Settings& s, double epochs_done) {
+  if constexpr (requires { optimizer.policy().quantized_tensors(optimizer.parameters()); }) {
+    if (epochs_done >= s.fp_epochs) return optimizer.policy().quantized_tensors(optimizer.parameters());
+  }
+  return {};
+}
+
+// "sparsity 68.2%" for the progress bar, when the policy tracks it.
+template <class Optimizer>
+std::string sparsity_text(const Optimizer& optimizer) {
+  if constexpr (requires { optimizer.policy().sparsity(); }) {
+    char text[32];
+    std::snprintf(text, sizeof text, "sparsity %.1f%%", 100 * optimizer.policy().sparsity());
+    return text;
+  }
+  return "";
+}
+
+// Histograms of the latent (full-precision) and forward (quantized) weights of each quantized
+// parameter, one panel each.
+template <class Optimizer>
+void save_weight_histograms(const std::string& path, const Optimizer& optimizer) {
+  std::vector<train::Panel> panels;
+  for (const auto& p : optimizer.parameters()) {
+    if (!p.quantized) continue;
+    std::vector<float> latent = p.latent.to_vector(), forward = p.weight.to_vector();
+    train::Histogram h(p.name, std::vector<double>(latent.begin(), latent.end()), 80);
+    h.series[0].name = "latent";
+    h.add_series("quantized", std::vector<double>(forward.begin(), forward.end()));
+    panels.push_back(h);
+  }
+  if (!panels.empty()) train::save_png(path, panels, 4, 420, 300);
 }
 
 // The training state saved at each epoch end: the model's tensors, the optimizer's state as
@@ -61,26 +117,42 @@ void save_training_checkpoint(const std::string& path, const nn::Module<float>& 
                               const Optimizer& optimizer, const Settings& s, int64_t epochs_done) {
   io::Checkpoint c;
   for (auto& [name, t] : model.state_dict()) c.tensors.emplace_back(name, t);
-  for (auto& p : optimizer.parameters())
+  for (auto& p : optimizer.parameters()) {
     for (size_t k = 0; k < p.state.size(); ++k)
       c.tensors.emplace_back("optimizer." + p.name + "." + std::to_string(k), p.state[k]);
+    if (p.quantized) c.tensors.emplace_back("latent." + p.name, p.latent);
+  }
   c.metadata = {{"model", s.model},         {"dataset", s.dataset},
-                {"optimizer", s.optimizer}, {"epochs_done", std::to_string(epochs_done)},
+                {"optimizer", s.optimizer}, {"quant", s.quant},
+                {"epochs_done", std::to_string(epochs_done)},
                 {"lr", std::to_string(optimizer.lr())}};
   io::save_checkpoint(path, c);
 }
 
-// Loads a checkpoint written by save_training_checkpoint; returns the epochs already done.
-template <class Optimizer>
-int64_t resume_from(const std::string& path, nn::Module<float>& model, Optimizer& optimizer,
-                    const Settings& s) {
+// Loads the model's own tensors of a checkpoint (not the optimizer's state) into `model`.
+io::Checkpoint load_model_weights(const std::string& path, nn::Module<float>& model,
+                                  const Settings& s) {
   io::Checkpoint c = io::load_checkpoint(path);
   check(c.metadata["model"] == s.model, path, "checkpoint is of model '", c.metadata["model"],
         "', not '", s.model, "'");
   io::Checkpoint model_part;
   for (auto& [name, t] : c.tensors)
-    if (name.rfind("optimizer.", 0) != 0) model_part.tensors.emplace_back(name, t);
+    if (name.rfind("optimizer.", 0) != 0 && name.rfind("latent.", 0) != 0)
+      model_part.tensors.emplace_back(name, t);
   io::load_state(model, model_part, path);
+  return c;
+}
+
+// Loads a checkpoint written by save_training_checkpoint; returns the epochs already done.
+// A quantized run continues from its saved latent weights, projected again by the policy.
+template <class Optimizer>
+int64_t resume_from(const std::string& path, nn::Module<float>& model, Optimizer& optimizer,
+                    const Settings& s) {
+  io::Checkpoint c = load_model_weights(path, model, s);
+  check(c.metadata["quant"] == s.quant, path, "checkpoint was trained with --quant ",
+        c.metadata["quant"], ", not ", s.quant);
+  for (auto& p : optimizer.parameters())
+    if (p.quantized) p.latent.copy_from(c.get<float>("latent." + p.name));
   for (auto& p : optimizer.parameters()) {
     p.state.clear();
     for (size_t k = 0;; ++k) {
@@ -108,6 +180,12 @@ int train(const Settings& s, Optimizer& optimizer, nn::Module<float>& model,
 
   data::DataLoader loader(train_set, data::LoaderOptions{}.set_batch_size(s.batch).set_seed(s.seed));
   loader.set_epoch(first_epoch);
+  // The policy's schedules read where training stands.
+  optim::TrainingProgress& progress = optimizer.progress();
+  progress.steps_per_epoch = loader.size();
+  progress.epoch = first_epoch;
+  progress.step = first_epoch * loader.size();
+  progress.fraction = double(first_epoch) / double(s.epochs);
 
   // The LR schedule advances once per step, over all the run's steps.
   const int64_t total_steps = s.epochs * loader.size();
@@ -118,7 +196,8 @@ int train(const Settings& s, Optimizer& optimizer, nn::Module<float>& model,
 
   train::CsvLog log(s.out + "/log.csv",
                     {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
-                     "seconds", "images_per_second"},
+                     "seconds", "images_per_second", "sparsity", "quantized_bytes",
+                     "compression_ratio"},
                     first_epoch > 0 ? train::CsvLog::Mode::append : train::CsvLog::Mode::truncate);
   std::vector<double> train_loss, test_loss, test_accuracy, train_accuracy;
 
@@ -126,14 +205,16 @@ int train(const Settings& s, Optimizer& optimizer, nn::Module<float>& model,
   double train_seconds = 0;
   int64_t train_images = 0;
   train::EpochStats test;
+  quant::ModelSize size = quant::model_size(model.state_dict(), {});
   for (int64_t epoch = first_epoch; epoch < s.epochs; ++epoch) {
     // 6. one epoch: train, evaluate, log, plot, checkpoint.
     const double lr = optimizer.lr();
     std::string label = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(s.epochs);
     train::EpochStats trained = train::train_epoch(
-        model, optimizer, loader, label, &interrupt, [&](int64_t) {
+        model, optimizer, loader, label, &interrupt, [&](int64_t step) {
           if (schedule) schedule->step();
-          return std::string();
+          progress.fraction = (double(epoch) + double(step) / double(loader.size())) / s.epochs;
+          return sparsity_text(optimizer);
         });
     train_seconds += trained.seconds;
     train_images += trained.images;
@@ -144,15 +225,24 @@ int train(const Settings& s, Optimizer& optimizer, nn::Module<float>& model,
                    static_cast<long long>(epoch + 1));
       return 130;
     }
+    optimizer.on_epoch({.step = progress.step, .epoch = epoch + 1,
+                        .fraction = double(epoch + 1) / s.epochs,
+                        .steps_per_epoch = loader.size()});
     test = train::evaluate(model, test_set);
+    size = quant::model_size(model.state_dict(), quantized_tensors(optimizer, s, epoch + 1));
     std::printf("epoch %lld/%lld  train loss %.4f  acc %.2f%%  |  test loss %.4f  acc %.2f%%  |"
-                "  %.0f img/s\n",
+                "  %.0f img/s",
                 static_cast<long long>(epoch + 1), static_cast<long long>(s.epochs), trained.loss,
                 100 * trained.accuracy, test.loss, 100 * test.accuracy,
                 trained.images_per_second());
+    if (s.quant != "none")
+      std::printf("  |  sparsity %.1f%%  size %.1f KB (%.1fx)", 100 * size.sparsity(),
+                  size.quantized_bytes / 1000.0, size.compression_ratio());
+    std::printf("\n");
     std::fflush(stdout);
     log.row({epoch + 1, trained.loss, trained.accuracy, test.loss, test.accuracy, lr,
-             trained.seconds, trained.images_per_second()});
+             trained.seconds, trained.images_per_second(), size.sparsity(),
+             size.quantized_bytes, size.compression_ratio()});
     train_loss.push_back(trained.loss);
     train_accuracy.push_back(100 * trained.accuracy);
     test_loss.push_back(test.loss);
@@ -164,19 +254,48 @@ int train(const Settings& s, Optimizer& optimizer, nn::Module<float>& model,
     train::save_png(s.out + "/curves.png", {loss_chart, accuracy_chart});
     save_training_checkpoint(checkpoint_path, model, optimizer, s, epoch + 1);
   }
-  if (first_epoch >= s.epochs) test = train::evaluate(model, test_set);
+  if (first_epoch >= s.epochs) {
+    test = train::evaluate(model, test_set);
+    size = quant::model_size(model.state_dict(), quantized_tensors(optimizer, s, s.epochs));
+  }
+  // The weights the forward pass used, under PyTorch's names, for any other tool to check.
+  io::save_weights(model, s.out + "/model.safetensors");
+  save_weight_histograms(s.out + "/weights.png", optimizer);
 
   // 7. the summary a script reads: the last line of stdout.
   std::printf("{\"model\": \"%s\", \"dataset\": \"%s\", \"epochs\": %lld, \"threads\": %d, "
               "\"batch\": %lld, \"test_accuracy\": %.4f, \"test_loss\": %.4f, "
               "\"train_seconds\": %.2f, \"images_per_second\": %.1f, \"parameters\": %lld, "
-              "\"model_bytes\": %lld}\n",
+              "\"model_bytes\": %lld, \"quant\": \"%s\", \"sparsity\": %.4f, \"fp32_bytes\": %lld, "
+              "\"quantized_bytes\": %lld, \"compression_ratio\": %.2f}\n",
               s.model.c_str(), s.dataset.c_str(), static_cast<long long>(s.epochs), s.threads,
               static_cast<long long>(s.batch), test.accuracy, test.loss, train_seconds,
               train_seconds > 0 ? train_images / train_seconds : 0.0,
               static_cast<long long>(model.num_parameters()),
-              static_cast<long long>(fp32_bytes(model)));
+              static_cast<long long>(size.quantized_bytes), s.quant.c_str(), size.sparsity(),
+              static_cast<long long>(size.fp32_bytes), static_cast<long long>(size.quantized_bytes),
+              size.compression_ratio());
   return 0;
+}
+
+// Builds the optimizer the flags name around `policy` and trains. A policy owns the weight
+// decay of the tensors it quantizes, so the optimizer's own decay is off for quantized runs.
+template <class Policy>
+int train_with(const Settings& s, Policy policy, nn::Module<float>& model,
+               const data::Dataset& train_set, const data::Dataset& test_set) {
+  const bool quantized = !std::is_same_v<Policy, quant::None>;
+  const double decay = quantized ? 0.0 : s.weight_decay;
+  if (s.optimizer == "sgd") {
+    optim::SGD<Policy> sgd(model, {.lr = s.lr, .momentum = s.momentum, .weight_decay = decay},
+                           std::move(policy));
+    return train(s, sgd, model, train_set, test_set);
+  }
+  if (s.optimizer == "adamw") {
+    optim::AdamW<Policy> adamw(model, {.lr = s.lr, .weight_decay = decay}, std::move(policy));
+    return train(s, adamw, model, train_set, test_set);
+  }
+  optim::Adam<Policy> adam(model, {.lr = s.lr, .weight_decay = decay}, std::move(policy));
+  return train(s, adam, model, train_set, test_set);
 }
 
 int run(const Settings& s) {
@@ -206,13 +325,28 @@ int run(const Settings& s) {
   fs::create_directories(s.out, ec);
   check(!ec, s.out, "cannot create the output folder: ", ec.message());
 
-  // 4. optimizer
-  if (s.optimizer == "sgd") {
-    optim::SGD<> sgd(*model, {.lr = s.lr, .momentum = s.momentum, .weight_decay = s.weight_decay});
-    return train(s, sgd, *model, train_set, test_set);
+  // Start from trained weights (the papers quantize a pretrained FP32 network).
+  if (!s.pretrained.empty()) load_model_weights(s.pretrained, *model, s);
+
+  // 4. optimizer, with the quantizer policy the flags name.
+  quant::ParameterSelection selection;
+  selection.keep_last_linear_fp32 = s.keep_fp_classifier;
+  auto run_with = [&](auto policy) { return train_with(s, std::move(policy), *model, train_set, test_set); };
+  if (s.quant == "ptq") {
+    quant::PTQOptions o;
+    o.schedule = schedule_from(s);
+    o.selection = selection;
+    o.per_channel = s.per_channel;
+    o.weight_decay = s.weight_decay;
+    return run_with(quant::PTQ(o));
   }
-  optim::Adam<> adam(*model, {.lr = s.lr, .weight_decay = s.weight_decay});
-  return train(s, adam, *model, train_set, test_set);
+  if (s.quant == "hq") {
+    quant::HQOptions o;
+    o.schedule = schedule_from(s);
+    o.selection = selection;
+    return run_with(quant::HQ(o));
+  }
+  return run_with(quant::None{});
 }
 
 }  // namespace
@@ -237,8 +371,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.999999))->capture_default_str();
   app.add_option("--weight-decay", s.weight_decay, "L2 weight decay")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--optimizer", s.optimizer, "sgd or adam")
-      ->check(CLI::IsMember({"sgd", "adam"}))->capture_default_str();
+  app.add_option("--optimizer", s.optimizer, "sgd, adam or adamw")
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}))->capture_default_str();
   app.add_option("--schedule", s.schedule, "learning-rate schedule per step: cosine or constant")
       ->check(CLI::IsMember({"cosine", "constant"}))->capture_default_str();
   app.add_option("--threads", s.threads, "CPU threads")
@@ -246,9 +380,24 @@ int main(int argc, char** argv) {
   app.add_option("--seed", s.seed, "random seed (initialisation, shuffling)")->capture_default_str();
   app.add_option("--train-limit", s.train_limit, "use only the first N training images (0: all)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--out", s.out, "folder for checkpoint.ckpt, log.csv and curves.png")
+  app.add_option("--out", s.out,
+                 "folder for checkpoint.ckpt, log.csv, curves.png, model.safetensors, weights.png")
       ->capture_default_str();
   app.add_option("--resume", s.resume, "continue from this checkpoint");
+  app.add_option("--pretrained", s.pretrained,
+                 "start from the model weights of this checkpoint (e.g. a trained FP32 run)");
+  app.add_option("--quant", s.quant, "weight quantizer: none, ptq, hq (ternary) or fq (power-of-two)")
+      ->check(CLI::IsMember({"none", "ptq", "hq", "fq"}))->capture_default_str();
+  app.add_option("--sparsity", s.sparsity, "target share of zero weights in quantized tensors")
+      ->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  app.add_option("--fp-epochs", s.fp_epochs, "full-precision epochs before quantizing")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--ramp-epochs", s.ramp_epochs,
+                 "epochs over which sparsity ramps up (default: half of those after --fp-epochs)");
+  app.add_option("--bits", s.bits, "fq: bits per weight")->check(CLI::Range(2, 8))->capture_default_str();
+  app.add_flag("--keep-fp-classifier", s.keep_fp_classifier,
+               "keep the last linear layer FP32 (the papers' ~1 MB sizes need it quantized)");
+  app.add_flag("--per-channel", s.per_channel, "ptq: one scale per output channel");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -63,6 +63,12 @@ expect 0 "resume to two epochs" -- "$train" --data "$data" --epochs 2 --batch 32
 grep -q "resumed from" "$work/err" || fail "resume does not say so"
 [ "$(wc -l < "$run/log.csv")" -eq 3 ] || fail "log.csv should hold two rows after resuming"
 
+expect 0 "train with a ternary quantizer" -- "$train" --data "$data" --epochs 1 --batch 32 --quant ptq --sparsity 0.6 --out "$work/ptq"
+tail -n 1 "$work/out" | grep -q '"quant": "ptq", "sparsity": 0.6' || fail "ptq summary: $(tail -n 1 "$work/out")"
+for f in model.safetensors weights.png; do [ -s "$work/ptq/$f" ] || fail "missing $work/ptq/$f"; done
+expect 1 "resume a ptq checkpoint without --quant" -- "$train" --data "$data" --epochs 2 --out "$work/r2" --resume "$work/ptq/checkpoint.ckpt"
+expect 2 "sparsity out of range" -- "$train" --quant ptq --sparsity 1.5
+
 cp "$run/checkpoint.ckpt" "$work/bad.ckpt"
 printf 'garbage' | dd of="$work/bad.ckpt" bs=1 seek=100 conv=notrunc 2> /dev/null
 expect 1 "corrupt checkpoint" -- "$train" --data "$data" --epochs 3 --out "$work/r1" --resume "$work/bad.ckpt"
