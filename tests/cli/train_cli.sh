@@ -54,7 +54,7 @@ grep -q "train-images-idx3-ubyte.gz" "$work/err" || fail "truncated file error d
 
 run=$work/run
 expect 0 "train one epoch" -- "$train" --data "$data" --epochs 1 --batch 32 --out "$run" --threads 2
-tail -n 1 "$work/out" | grep -q '^{.*"test_accuracy": [0-9.]*.*"model_bytes": [0-9]*}$' \
+tail -n 1 "$work/out" | grep -q '^{.*"test_accuracy": [0-9.]*.*"model_bytes": [0-9]*.*"compression_ratio": [0-9.]*}$' \
   || fail "last line is not the JSON summary: $(tail -n 1 "$work/out")"
 for f in checkpoint.ckpt log.csv curves.png; do [ -s "$run/$f" ] || fail "missing $run/$f"; done
 [ "$(wc -l < "$run/log.csv")" -eq 2 ] || fail "log.csv should hold a header and one row"
