@@ -39,6 +39,8 @@ struct Settings {
   std::string dataset = "fashion-mnist";
   std::string data_dir;  // --data; empty: $TRIT_DATA, then the Debian location
   std::string model = "lenet";
+  double width = 1.0;          // mobilenet_v2 width multiplier
+  std::string shortcut = "A";  // resnet20/32/56 shortcut option
   int64_t epochs = 3;
   int64_t batch = 64;
   double lr = 0.05;
@@ -318,6 +320,8 @@ int run(const Settings& s) {
   config.num_classes = train_set.num_classes();
   config.in_channels = train_set.channels();
   config.input_size = train_set.height();
+  config.width = s.width;
+  config.shortcut = models::parse_shortcut(s.shortcut);
   std::shared_ptr<nn::Module<float>> model = models::make_model(config);
   std::fprintf(stderr, "%s", model->to_string().c_str());
 
@@ -362,6 +366,10 @@ int main(int argc, char** argv) {
                  "/usr/share/datasets/<dataset>)");
   app.add_option("--model", s.model, "architecture: " + models::model_names())
       ->capture_default_str();
+  app.add_option("--width", s.width, "mobilenet_v2: width multiplier")
+      ->check(CLI::Range(0.05, 4.0))->capture_default_str();
+  app.add_option("--shortcut", s.shortcut, "resnet20/32/56: shortcut option A (identity) or B (1x1 conv)")
+      ->check(CLI::IsMember({"A", "B", "a", "b"}))->capture_default_str();
   app.add_option("--epochs", s.epochs, "passes over the training set")
       ->check(CLI::Range(int64_t(1), int64_t(100000)))->capture_default_str();
   app.add_option("--batch", s.batch, "images per step")
