@@ -30,12 +30,11 @@
 #include <variant>
 #include <vector>
 
-#include <zlib.h>
-
 #include "trit/core/error.hpp"
 #include "trit/core/shape.hpp"
 #include "trit/core/tensor.hpp"
 #include "trit/io/atomic_file.hpp"
+#include "trit/io/bytes.hpp"
 #include "trit/nn/module.hpp"
 
 namespace trit::io {
@@ -80,97 +79,6 @@ namespace detail {
 
 inline Shape shape_of(const AnyTensor& t) {
   return std::visit([](const auto& x) { return x.shape(); }, t);
-}
-
-// Appends little-endian encodings to a byte string.
-class ByteWriter {
- public:
-  template <class U>
-  void scalar(U value) {
-    static_assert(std::is_trivially_copyable_v<U>);
-    char bytes[sizeof(U)];
-    std::memcpy(bytes, &value, sizeof(U));
-    if constexpr (std::endian::native == std::endian::big) std::reverse(bytes, bytes + sizeof(U));
-    out.append(bytes, sizeof(U));
-  }
-  void string(const std::string& s, const std::string& path) {
-    check(s.size() <= std::numeric_limits<uint32_t>::max(), path, "string too long to save");
-    scalar<uint32_t>(static_cast<uint32_t>(s.size()));
-    out.append(s);
-  }
-  template <class T>
-  void elements(const T* data, int64_t n) {
-    if constexpr (std::endian::native == std::endian::little) {
-      out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n) * sizeof(T));
-    } else {
-      for (int64_t i = 0; i < n; ++i) scalar<T>(data[i]);
-    }
-  }
-  std::string out;
-};
-
-// Reads little-endian values from a byte range; every read is bounds-checked first, so a
-// corrupt length field produces a trit::Error naming the file instead of a huge allocation.
-class ByteReader {
- public:
-  ByteReader(const char* begin, size_t size, const std::string& path)
-      : p_(begin), left_(size), path_(path) {}
-
-  size_t remaining() const { return left_; }
-  void need(size_t n, const char* what) const {
-    check(n <= left_, path_, "truncated or corrupt checkpoint: ", what, " needs ", n,
-          " bytes, only ", left_, " left");
-  }
-  template <class U>
-  U scalar(const char* what) {
-    need(sizeof(U), what);
-    char bytes[sizeof(U)];
-    std::memcpy(bytes, p_, sizeof(U));
-    if constexpr (std::endian::native == std::endian::big) std::reverse(bytes, bytes + sizeof(U));
-    advance(sizeof(U));
-    U value;
-    std::memcpy(&value, bytes, sizeof(U));
-    return value;
-  }
-  std::string string(const char* what) {
-    uint32_t n = scalar<uint32_t>(what);
-    need(n, what);
-    std::string s(p_, n);
-    advance(n);
-    return s;
-  }
-  template <class T>
-  void elements(T* data, int64_t n, const char* what) {
-    // n was bounded by remaining() / sizeof(T) by the caller, so the product cannot overflow.
-    need(static_cast<size_t>(n) * sizeof(T), what);
-    if constexpr (std::endian::native == std::endian::little) {
-      std::memcpy(data, p_, static_cast<size_t>(n) * sizeof(T));
-      advance(static_cast<size_t>(n) * sizeof(T));
-    } else {
-      for (int64_t i = 0; i < n; ++i) data[i] = scalar<T>(what);
-    }
-  }
-
- private:
-  void advance(size_t n) {
-    p_ += n;
-    left_ -= n;
-  }
-  const char* p_;
-  size_t left_;
-  const std::string& path_;
-};
-
-inline uint32_t crc32_of(const char* data, size_t size) {
-  uLong crc = ::crc32(0L, Z_NULL, 0);
-  // zlib takes uInt lengths: feed large buffers in pieces.
-  while (size > 0) {
-    uInt piece = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
-    crc = ::crc32(crc, reinterpret_cast<const Bytef*>(data), piece);
-    data += piece;
-    size -= piece;
-  }
-  return static_cast<uint32_t>(crc);
 }
 
 template <class T>
