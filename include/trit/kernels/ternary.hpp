@@ -1,0 +1,206 @@
+#pragma once
+// Multiplication-free matrix products for quantized weights: ternary {-a, 0, +a} and
+// power-of-two (or any few-level) codebooks.
+//
+// A weight matrix W[O, K] whose rows hold few distinct values is stored as SignedTerms: for
+// each row o, one term per distinct magnitude m of its non-zero values, with the list of
+// columns k where W[o, k] = +m and the list where W[o, k] = -m. Then
+//
+//   (W * col)[o, p] = sum over terms t of row o:  m_t * ( sum_{k in plus(t)}  col[k, p]
+//                                                      - sum_{k in minus(t)} col[k, p] )
+//
+// so every weight costs one addition or subtraction of an activation row and nothing at all
+// when it is zero: the work scales with the non-zeros, and each term (not each weight) costs
+// one multiplication per output. A ternary row is one term (m = a); a power-of-two row one
+// term per exponent (scaled accumulation). Exact in float up to the order of the additions.
+//
+// The product runs on col[K, P] (row stride ldc), the column matrix of kernels/im2col.hpp or
+// the inputs of a linear layer transposed, and writes out[O, P] (row stride ldo) through an
+// Epilogue: out = relu?( W * col + bias[o] + residual[o, p] ). Columns are processed in
+// tiles of 64 / 16 / 1 held in registers (GCC vector types: AVX-512 zmm with -march=native,
+// narrower SIMD otherwise), two independent partial sums per tile to hide the add latency.
+// Plain functions; single-threaded (callers split rows or images over threads).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "trit/core/error.hpp"
+
+namespace trit::kernels {
+
+// W[O, K] as per-row signed terms (see the header comment). Column indices are 16-bit, so
+// K <= 65536: 2 bytes per non-zero weight, nothing per zero.
+struct SignedTerms {
+  int64_t rows = 0, cols = 0;        // O, K
+  std::vector<uint32_t> row_terms;   // [O + 1]: row o's terms are [row_terms[o], row_terms[o+1])
+  std::vector<float> magnitude;      // [T]: m_t > 0
+  std::vector<uint32_t> first;       // [T + 1]: term t's columns are index[first[t] .. first[t+1])
+  std::vector<uint32_t> split;       // [T]: of those, [first[t], split[t]) carry +m_t, the rest -m_t
+  std::vector<uint16_t> index;       // column k of every non-zero weight
+
+  int64_t nonzeros() const { return static_cast<int64_t>(index.size()); }
+  int64_t terms() const { return static_cast<int64_t>(magnitude.size()); }
+  // Bytes held in memory by the weights (indices, term tables).
+  int64_t bytes() const {
+    return int64_t(index.size() * sizeof(uint16_t) + magnitude.size() * sizeof(float) +
+                   (first.size() + split.size() + row_terms.size()) * sizeof(uint32_t));
+  }
+  // The dense W[O, K], row-major (tests, the dense twin).
+  std::vector<float> expand() const {
+    std::vector<float> w(size_t(rows * cols), 0.0f);
+    for (int64_t o = 0; o < rows; ++o)
+      for (uint32_t t = row_terms[o]; t < row_terms[o + 1]; ++t)
+        for (uint32_t i = first[t]; i < first[t + 1]; ++i)
+          w[size_t(o * cols + index[i])] = i < split[t] ? magnitude[t] : -magnitude[t];
+    return w;
+  }
+};
+
+// Packs W[O, K] given as codes[O*K] (row-major, uint8) and codebooks: row o reads
+// books[o / (O / books.size())], so one codebook for all rows or one per row. Code 0 and
+// any code whose value is 0 are dropped. Throws when a code has no codebook entry.
+inline SignedTerms pack_signed_terms(int64_t O, int64_t K, const uint8_t* codes,
+                                     const std::vector<std::vector<float>>& books) {
+  const char* op = "pack_signed_terms";
+  check(O >= 0 && K >= 0 && K <= 65536, op, "need 0 <= K <= 65536 columns, got O ", O, ", K ", K);
+  check(!books.empty() && O % int64_t(books.size()) == 0, op, books.size(),
+        " codebooks do not split ", O, " rows");
+  SignedTerms w;
+  w.rows = O, w.cols = K;
+  w.row_terms.push_back(0);
+  w.first.push_back(0);
+  const int64_t rows_per_book = O / int64_t(books.size());
+  for (int64_t o = 0; o < O; ++o) {
+    const std::vector<float>& book = books[size_t(o / rows_per_book)];
+    const uint8_t* row = codes + o * K;
+    for (int64_t k = 0; k < K; ++k)
+      check(row[k] < book.size(), op, "code ", int(row[k]), " at row ", o, " column ", k,
+            " has no entry in a codebook of ", book.size(), " values");
+    // One term per distinct magnitude, in codebook order.
+    std::vector<float> seen;
+    for (float v : book) {
+      const float m = std::fabs(v);
+      if (m == 0.0f || std::find(seen.begin(), seen.end(), m) != seen.end()) continue;
+      seen.push_back(m);
+      for (int sign = 0; sign < 2; ++sign) {
+        const float want = sign == 0 ? m : -m;
+        if (sign == 1) w.split.push_back(uint32_t(w.index.size()));
+        for (int64_t k = 0; k < K; ++k)
+          if (book[row[k]] == want) w.index.push_back(uint16_t(k));
+      }
+      w.magnitude.push_back(m);
+      w.first.push_back(uint32_t(w.index.size()));
+    }
+    w.row_terms.push_back(uint32_t(w.magnitude.size()));
+  }
+  return w;
+}
+
+// What happens to W * col before it is stored: out = relu?(W*col + bias[o] + residual[o, p]).
+// bias [O] and residual [O, P] (row stride ld_residual) may be null.
+struct Epilogue {
+  const float* bias = nullptr;
+  const float* residual = nullptr;
+  int64_t ld_residual = 0;
+  bool relu = false;
+};
+
+namespace detail {
+
+// The vector helpers are always inlined; without AVX-512 GCC notes that their (never
+// materialised) by-value ABI differs, which is irrelevant here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+typedef float f32x16 __attribute__((vector_size(64)));
+
+inline f32x16 load16(const float* p) {
+  f32x16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store16(float* p, f32x16 v) { std::memcpy(p, &v, sizeof v); }
+
+// One row o over V*16 columns starting at col / out (already offset to the tile).
+template <int V>
+inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col, int64_t ldc,
+                              float* out, const Epilogue& e, int64_t p0) {
+  f32x16 total[V];
+  const float b = e.bias ? e.bias[o] : 0.0f;
+  for (int v = 0; v < V; ++v) total[v] = f32x16{} + b;
+  const uint16_t* index = w.index.data();
+  for (uint32_t t = w.row_terms[o]; t < w.row_terms[o + 1]; ++t) {
+    f32x16 s0[V], s1[V];  // two independent partial sums (the add latency)
+    for (int v = 0; v < V; ++v) s0[v] = s1[v] = f32x16{};
+    uint32_t i = w.first[t];
+    const uint32_t mid = w.split[t], end = w.first[t + 1];
+    for (; i + 1 < mid; i += 2) {  // + m
+      const float* r0 = col + index[i] * ldc;
+      const float* r1 = col + index[i + 1] * ldc;
+      for (int v = 0; v < V; ++v) s0[v] += load16(r0 + 16 * v);
+      for (int v = 0; v < V; ++v) s1[v] += load16(r1 + 16 * v);
+    }
+    if (i < mid) {
+      const float* r0 = col + index[i] * ldc;
+      for (int v = 0; v < V; ++v) s0[v] += load16(r0 + 16 * v);
+      ++i;
+    }
+    for (; i + 1 < end; i += 2) {  // - m
+      const float* r0 = col + index[i] * ldc;
+      const float* r1 = col + index[i + 1] * ldc;
+      for (int v = 0; v < V; ++v) s0[v] -= load16(r0 + 16 * v);
+      for (int v = 0; v < V; ++v) s1[v] -= load16(r1 + 16 * v);
+    }
+    if (i < end) {
+      const float* r0 = col + index[i] * ldc;
+      for (int v = 0; v < V; ++v) s0[v] -= load16(r0 + 16 * v);
+    }
+    const float m = w.magnitude[t];
+    for (int v = 0; v < V; ++v) total[v] += m * (s0[v] + s1[v]);
+  }
+  if (e.residual) {
+    const float* r = e.residual + o * e.ld_residual + p0;
+    for (int v = 0; v < V; ++v) total[v] += load16(r + 16 * v);
+  }
+  if (e.relu)
+    for (int v = 0; v < V; ++v) total[v] = total[v] > 0.0f ? total[v] : 0.0f;
+  for (int v = 0; v < V; ++v) store16(out + 16 * v, total[v]);
+}
+
+// One row o, one column p (the tail of a tile sweep).
+inline void signed_terms_scalar(const SignedTerms& w, int64_t o, const float* col, int64_t ldc,
+                                float* out, const Epilogue& e, int64_t p) {
+  float total = e.bias ? e.bias[o] : 0.0f;
+  for (uint32_t t = w.row_terms[o]; t < w.row_terms[o + 1]; ++t) {
+    float s = 0;
+    uint32_t i = w.first[t];
+    for (; i < w.split[t]; ++i) s += col[w.index[i] * ldc];
+    for (; i < w.first[t + 1]; ++i) s -= col[w.index[i] * ldc];
+    total += w.magnitude[t] * s;
+  }
+  if (e.residual) total += e.residual[o * e.ld_residual + p];
+  if (e.relu && !(total > 0.0f)) total = 0.0f;
+  *out = total;
+}
+
+#pragma GCC diagnostic pop
+
+}  // namespace detail
+
+// out[o, p] = epilogue((W * col)[o, p]) for rows o in [o_begin, o_end) and columns p in
+// [0, P). col [K, P] with row stride ldc >= P; out [O, P] with row stride ldo >= P.
+inline void signed_terms_gemm(const SignedTerms& w, int64_t o_begin, int64_t o_end,
+                              const float* col, int64_t ldc, int64_t P, float* out, int64_t ldo,
+                              const Epilogue& e = {}) {
+  for (int64_t o = o_begin; o < o_end; ++o) {
+    float* y = out + o * ldo;
+    int64_t p = 0;
+    for (; p + 64 <= P; p += 64) detail::signed_terms_tile<4>(w, o, col + p, ldc, y + p, e, p);
+    for (; p + 16 <= P; p += 16) detail::signed_terms_tile<1>(w, o, col + p, ldc, y + p, e, p);
+    for (; p < P; ++p) detail::signed_terms_scalar(w, o, col + p, ldc, y + p, e, p);
+  }
+}
+
+}  // namespace trit::kernels

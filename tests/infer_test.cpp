@@ -1,0 +1,297 @@
+// Inference on compressed weights: the multiplication-free ternary / power-of-two kernels,
+// BatchNorm folding, and whole networks (ResNet-20, LeNet) rebuilt from codes, checked against
+// the dense trit models in eval mode (themselves checked against PyTorch in
+// models_parity_test) on identical weights.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include <trit/infer/compressed_model.hpp>
+#include <trit/models.hpp>
+#include <trit/ops.hpp>
+#include <trit/quant/codes.hpp>
+#include <trit/quant/ternary.hpp>
+
+using namespace trit;
+
+namespace {
+
+// max |a - b| / max |b|
+double relative_error(const Tensor<float>& a, const Tensor<float>& b) {
+  REQUIRE(a.shape() == b.shape());
+  double diff = 0, scale = 1e-12;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    diff = std::max(diff, std::abs(double(a[i]) - double(b[i])));
+    scale = std::max(scale, std::abs(double(b[i])));
+  }
+  return diff / scale;
+}
+
+// Random codes for W[O, K] with the given share of zeros, levels 1..L-1.
+std::vector<uint8_t> random_codes(int64_t n, int levels, double sparsity, Generator& gen) {
+  std::vector<uint8_t> codes(static_cast<size_t>(n));
+  Tensor<float> u = Tensor<float>::uniform({n}, 0.0f, 1.0f, gen);
+  for (int64_t i = 0; i < n; ++i) {
+    const double r = u[i];
+    codes[size_t(i)] =
+        r < sparsity ? 0 : uint8_t(1 + std::min<int>(levels - 2, int((r - sparsity) / (1 - sparsity) * (levels - 1))));
+  }
+  return codes;
+}
+
+// A quantized weight of `shape` with random codes: ternary {0, +a, -a} per output channel, or
+// power-of-two {0, ±s/2, ±s/4, ±s/8, +s} (one unpaired level) for the whole tensor.
+quant::QuantizedTensor random_quantized(const std::string& name, const Shape& shape,
+                                        quant::Encoding enc, double sparsity, Generator& gen) {
+  quant::QuantizedTensor q;
+  q.name = name, q.shape = shape, q.encoding = enc;
+  const int64_t O = shape[0];
+  if (enc == quant::Encoding::ternary) {
+    q.groups = O;
+    Tensor<float> a = Tensor<float>::uniform({O}, 0.05f, 0.5f, gen);
+    for (int64_t o = 0; o < O; ++o) q.codebooks.push_back({0.0f, a[o], -a[o]});
+    q.codes = random_codes(numel_of(shape), 3, sparsity, gen);
+  } else {
+    q.groups = 1;
+    const float s = 0.3f;
+    q.codebooks.push_back({0.0f, s / 2, -s / 2, s / 4, -s / 4, s / 8, -s / 8, s});
+    q.codes = random_codes(numel_of(shape), 8, sparsity, gen);
+  }
+  return q;
+}
+
+// Makes every selected weight of `model` ternary (per-channel least-squares scales at the given
+// sparsity, as quant::PTQ projects), writes it into the model, and returns the codes read off
+// the forward weights with quant::encode.
+std::vector<quant::QuantizedTensor> ternarize(nn::Module<float>& model, double sparsity,
+                                              bool (*selected)(const std::string&)) {
+  std::vector<quant::QuantizedTensor> out;
+  for (auto& [name, w] : model.named_parameters()) {
+    if (!selected(name)) continue;
+    const int64_t groups = w.size(0);
+    auto mask = quant::magnitude_mask(w, groups, sparsity);
+    auto scales = quant::least_squares_scales(w, mask, groups);
+    quant::project_ternary(w, mask, scales, w);  // in place: the model now computes with it
+    out.push_back(quant::encode(name, w, quant::Encoding::ternary, true, 3));
+  }
+  return out;
+}
+
+// Random eval-mode statistics and affine parameters for every BatchNorm of `model`.
+void randomise_batch_norms(nn::Module<float>& model, Generator& gen) {
+  for (auto& [name, t] : model.state_dict()) {
+    auto ends = [&](const std::string& s) {
+      return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    };
+    if (name.find("bn") == std::string::npos && name.find("downsample.1") == std::string::npos)
+      continue;
+    Tensor<float> v = t;
+    if (ends(".weight")) v.copy_from(Tensor<float>::uniform(t.shape(), 0.5f, 1.5f, gen));
+    if (ends(".bias")) v.copy_from(Tensor<float>::uniform(t.shape(), -0.2f, 0.2f, gen));
+    if (ends(".running_mean")) v.copy_from(Tensor<float>::uniform(t.shape(), -0.2f, 0.2f, gen));
+    if (ends(".running_var")) v.copy_from(Tensor<float>::uniform(t.shape(), 0.5f, 1.5f, gen));
+  }
+}
+
+bool all_but_fc(const std::string& n) { return n.find("conv") != std::string::npos || n.find("downsample.0") != std::string::npos; }
+bool inner_convs(const std::string& n) {
+  return n != "conv1.weight" && (n.find("conv") != std::string::npos || n.find("downsample.0") != std::string::npos);
+}
+bool lenet_weights(const std::string& n) { return n.find(".weight") != std::string::npos; }
+
+// A conv layer of either form from a quantized weight [O, C, k, k].
+infer::ConvLayer conv_layer(const quant::QuantizedTensor& q, int64_t stride, int64_t padding,
+                            infer::WeightForm form, std::vector<float> bias, bool relu) {
+  infer::ConvLayer c;
+  c.O = q.shape[0], c.C = q.shape[1], c.KH = q.shape[2], c.KW = q.shape[3];
+  c.stride = stride, c.padding = padding, c.relu = relu;
+  const int64_t K = c.C * c.KH * c.KW;
+  c.weight = form == infer::WeightForm::compressed
+                 ? infer::MatrixWeights::compressed(kernels::pack_signed_terms(c.O, K, q.codes.data(), q.codebooks))
+                 : infer::MatrixWeights::dense(c.O, K, q.expand().to_vector());
+  c.bias = std::move(bias);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("signed terms: packing keeps every weight, zeros cost nothing") {
+  Generator gen(3);
+  for (auto enc : {quant::Encoding::ternary, quant::Encoding::power_of_two}) {
+    auto q = random_quantized("w", {6, 37}, enc, 0.7, gen);
+    auto w = kernels::pack_signed_terms(6, 37, q.codes.data(), q.codebooks);
+    CHECK(w.expand() == q.expand().to_vector());
+    CHECK(w.nonzeros() == int64_t(std::count_if(q.codes.begin(), q.codes.end(), [](uint8_t c) { return c != 0; })));
+    // ternary: one term per row; pow2: 4 magnitudes (s, s/2, s/4, s/8) per row
+    CHECK(w.terms() == 6 * (enc == quant::Encoding::ternary ? 1 : 4));
+  }
+  std::vector<uint8_t> bad = {0, 3};
+  CHECK_THROWS_AS(kernels::pack_signed_terms(1, 2, bad.data(), {{0.0f, 1.0f}}), Error);
+  CHECK_THROWS_AS(kernels::pack_signed_terms(3, 2, bad.data(), {{0.0f}, {0.0f}}), Error);
+}
+
+TEST_CASE("ternary and power-of-two conv equal the dense conv (stride, padding, tails)") {
+  Generator gen(5);
+  struct Case { int64_t N, C, O, H, W, k, stride, padding; };
+  // P = OH*OW covers 64-tiles, 16-tiles and scalar tails; N > 2 runs images in parallel.
+  for (Case c : {Case{1, 3, 8, 9, 9, 3, 1, 1}, Case{3, 5, 7, 11, 10, 3, 2, 1},
+                 Case{2, 4, 16, 12, 12, 1, 1, 0}, Case{4, 6, 5, 7, 9, 5, 1, 2},
+                 Case{1, 2, 3, 17, 17, 3, 2, 0}}) {
+    for (auto enc : {quant::Encoding::ternary, quant::Encoding::power_of_two}) {
+      const int encoding = int(enc);
+      CAPTURE(c.C);
+      CAPTURE(c.H);
+      CAPTURE(c.stride);
+      CAPTURE(encoding);
+      auto q = random_quantized("w", {c.O, c.C, c.k, c.k}, enc, 0.6, gen);
+      Tensor<float> x = Tensor<float>::randn({c.N, c.C, c.H, c.W}, gen);
+      Tensor<float> bias = Tensor<float>::randn({c.O}, gen);
+      Tensor<float> ref = conv2d(x, q.expand(), bias, Conv2dOptions{.stride = c.stride, .padding = c.padding});
+      auto fast = conv_layer(q, c.stride, c.padding, infer::WeightForm::compressed, bias.to_vector(), false);
+      auto dense = conv_layer(q, c.stride, c.padding, infer::WeightForm::dense, bias.to_vector(), false);
+      CHECK(relative_error(fast.forward(x), ref) < 1e-5);
+      CHECK(relative_error(dense.forward(x), ref) < 1e-5);
+      // fused residual + ReLU
+      Tensor<float> r = Tensor<float>::randn(ref.shape(), gen);
+      fast.relu = true;
+      CHECK(relative_error(fast.forward(x, r), trit::relu(ref + r)) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("ternary and power-of-two linear equal the dense product") {
+  Generator gen(7);
+  for (int64_t N : {1, 5, 70}) {
+    for (auto enc : {quant::Encoding::ternary, quant::Encoding::power_of_two}) {
+      auto q = random_quantized("fc", {9, 83}, enc, 0.5, gen);
+      Tensor<float> x = Tensor<float>::randn({N, 83}, gen), b = Tensor<float>::randn({9}, gen);
+      infer::LinearLayer l;
+      l.weight = infer::MatrixWeights::compressed(kernels::pack_signed_terms(9, 83, q.codes.data(), q.codebooks));
+      l.bias = b.to_vector();
+      Tensor<float> ref = linear(x, q.expand(), b);
+      CHECK(relative_error(l.forward(x), ref) < 1e-5);
+      l.relu = true;
+      CHECK(relative_error(l.forward(x), trit::relu(ref)) < 1e-5);
+    }
+  }
+  infer::LinearLayer l;
+  l.weight = infer::MatrixWeights::dense(2, 3, {1, 2, 3, 4, 5, 6});
+  l.bias = {0, 0};
+  CHECK_THROWS_AS(l.forward(Tensor<float>::zeros({1, 4})), Error);
+  CHECK_THROWS_AS(infer::MatrixWeights::dense(2, 3, {1, 2}), Error);
+}
+
+TEST_CASE("BatchNorm folding: folded conv equals conv then eval BatchNorm, codes unchanged") {
+  Generator gen(11);
+  const int64_t O = 6, C = 4;
+  auto q = random_quantized("w", {O, C, 3, 3}, quant::Encoding::ternary, 0.5, gen);
+  q.groups = 1;  // one codebook for the tensor: folding makes it per channel
+  q.codebooks = {{0.0f, 0.25f, -0.25f}};
+  Tensor<float> gamma = Tensor<float>::uniform({O}, -1.5f, 1.5f, gen),
+                beta = Tensor<float>::randn({O}, gen), mean = Tensor<float>::randn({O}, gen),
+                var = Tensor<float>::uniform({O}, 0.1f, 2.0f, gen), b = Tensor<float>::randn({O}, gen);
+  auto bn = infer::bn_affine(gamma, beta, mean, var);
+  auto folded = infer::fold_codebooks(q, bn);
+  CHECK(folded.codes == q.codes);
+  CHECK(folded.groups == O);
+  for (int64_t o = 0; o < O; ++o) {
+    REQUIRE(folded.codebooks[o].size() == 3);
+    CHECK(folded.codebooks[o][0] == 0.0f);
+    CHECK(folded.codebooks[o][1] == -folded.codebooks[o][2]);  // still ternary
+  }
+  // dense and compressed folding give bit-identical weights
+  CHECK(folded.expand().to_vector() == infer::fold_weight(q.expand(), bn).to_vector());
+
+  Tensor<float> x = Tensor<float>::randn({2, C, 7, 7}, gen);
+  Tensor<float> ref = batch_norm(conv2d(x, q.expand(), b, Conv2dOptions{.padding = 1}), gamma, beta,
+                                 mean.clone(), var.clone(), false);
+  for (auto form : {infer::WeightForm::compressed, infer::WeightForm::dense}) {
+    auto layer = conv_layer(folded, 1, 1, form, infer::fold_bias(b, bn), false);
+    CHECK(relative_error(layer.forward(x), ref) < 1e-5);
+  }
+  CHECK_THROWS_AS(infer::fold_weight(Tensor<float>::zeros({5, 2}), bn), Error);
+  CHECK_THROWS_AS(infer::bn_affine(gamma, beta, mean, Tensor<float>::ones({3})), Error);
+}
+
+TEST_CASE("compressed ResNet-20 gives the dense eval model's logits (options A and B)") {
+  for (auto shortcut : {models::CifarShortcut::A, models::CifarShortcut::B}) {
+    CAPTURE(models::shortcut_name(shortcut));
+    Generator gen(17);
+    models::ModelConfig config{.name = "resnet20", .num_classes = 10, .in_channels = 1,
+                               .input_size = 28, .shortcut = shortcut};
+    auto model = models::resnet20<float>(10, 1, shortcut, gen);
+    randomise_batch_norms(*model, gen);
+    // A: every conv ternary, fc FP32; B: the stem FP32, the rest ternary, fc power-of-two.
+    auto quantized = ternarize(*model, 0.7, shortcut == models::CifarShortcut::A ? all_but_fc : inner_convs);
+    if (shortcut == models::CifarShortcut::B) {
+      auto q = random_quantized("fc.weight", {10, 64}, quant::Encoding::power_of_two, 0.5, gen);
+      for (auto& [name, w] : model->named_parameters())
+        if (name == "fc.weight") w.detach().copy_from(q.expand());
+      quantized.push_back(q);
+    }
+    model->eval();
+    Tensor<float> x = Tensor<float>::randn({6, 1, 28, 28}, gen);
+    Tensor<float> ref;
+    {
+      NoGradGuard no_grad;
+      ref = model->forward(x);
+    }
+    const auto tensors = infer::model_tensors(config, *model, quantized);
+    infer::Model compressed(tensors, infer::WeightForm::compressed);
+    infer::Model dense(tensors, infer::WeightForm::dense);
+    for (const infer::Model* m : {&compressed, &dense}) {
+      Tensor<float> y = m->forward(x);
+      CHECK(relative_error(y, ref) < 1e-4);
+      for (int64_t n = 0; n < 6; ++n) {
+        auto row = [&](const Tensor<float>& t) {
+          return std::max_element(t.data() + n * 10, t.data() + n * 10 + 10) - (t.data() + n * 10);
+        };
+        CHECK(row(y) == row(ref));
+      }
+      // batch of one (rows split over threads instead of images)
+      Tensor<float> x1 = x.slice_rows(0, 1).clone();
+      CHECK(relative_error(m->forward(x1), ref.slice_rows(0, 1).clone()) < 1e-4);
+    }
+    // memory: codes as index lists, well under the FP32 weights
+    CHECK(compressed.weight_bytes() * 3 < dense.weight_bytes());
+    CHECK(compressed.compressed_weights() > 0);
+    CHECK(dense.compressed_weights() == 0);
+  }
+}
+
+TEST_CASE("compressed LeNet gives the dense model's logits") {
+  Generator gen(19);
+  models::ModelConfig config{.name = "lenet", .num_classes = 10, .in_channels = 1, .input_size = 28};
+  auto model = std::make_shared<models::LeNet<float>>(10, 1, 28);
+  auto quantized = ternarize(*model, 0.8, lenet_weights);
+  Tensor<float> x = Tensor<float>::randn({3, 1, 28, 28}, gen), ref;
+  {
+    NoGradGuard no_grad;
+    model->eval();
+    ref = model->forward(x);
+  }
+  infer::Model compressed(infer::model_tensors(config, *model, quantized));
+  CHECK(relative_error(compressed.forward(x), ref) < 1e-4);
+  CHECK(compressed.weight_bytes() * 5 < infer::Model(infer::model_tensors(config, *model, quantized),
+                                                     infer::WeightForm::dense).weight_bytes());
+}
+
+TEST_CASE("inference model: clear errors for what it cannot run") {
+  Generator gen(23);
+  auto model = models::resnet20<float>(10, 1, models::CifarShortcut::A, gen);
+  models::ModelConfig config{.name = "resnet20", .in_channels = 1};
+  auto t = infer::model_tensors(config, *model, {});
+  infer::Model ok(t);
+  CHECK_THROWS_AS(ok.forward(Tensor<float>::zeros({1, 3, 28, 28})), Error);  // wrong channels
+  auto missing = t;
+  missing.fp32.erase("layer2.0.bn1.running_var");
+  CHECK_THROWS_AS(infer::Model{missing}, Error);
+  auto wrong = t;
+  wrong.fp32["fc.weight"] = Tensor<float>::zeros({10, 32});
+  CHECK_THROWS_AS(infer::Model{wrong}, Error);
+  auto other = t;
+  other.config.name = "mobilenet_v2";
+  CHECK_THROWS_AS(infer::Model{other}, Error);
+}
