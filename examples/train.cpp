@@ -350,6 +350,13 @@ int run(const Settings& s) {
     o.selection = selection;
     return run_with(quant::HQ(o));
   }
+  if (s.quant == "fq") {
+    quant::FocusedPow2Options o;
+    o.bits = s.bits;
+    o.schedule = schedule_from(s);
+    o.selection = selection;
+    return run_with(quant::FocusedPow2(o));
+  }
   return run_with(quant::None{});
 }
 

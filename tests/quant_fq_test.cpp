@@ -164,7 +164,7 @@ struct Single {
 FocusedPow2Options forced(FQMode mode, int bits, double sparsity) {
   FocusedPow2Options o;
   o.mode = mode, o.bits = bits;
-  o.sparsity = {.target = sparsity};
+  o.schedule = {.target = sparsity};
   return o;
 }
 
@@ -251,7 +251,7 @@ TEST_CASE("gradient to the latent: alpha * z * dL/dw, and alpha's own SGD step")
 
 TEST_CASE("warm-up: full precision forward and unchanged gradient") {
   auto o = forced(FQMode::automatic, 5, 0.5);
-  o.sparsity.fp_epochs = 1;
+  o.schedule.fp_epochs = 1;
   Single<float> s(o, {0.3f, -0.2f, 0.1f, 0.7f});
   CHECK_FALSE(s.policy.layer("w").quantizing);
   CHECK(s.p.weight.to_vector() == std::vector<float>{0.3f, -0.2f, 0.1f, 0.7f});
@@ -317,7 +317,7 @@ void run_steps(const std::string& label, Opt make, Tweak tweak) {
   auto net = small_net<T>(12);
   FocusedPow2Options o;
   o.bits = 4;
-  o.sparsity = {.initial = 0.0, .target = 0.6, .fp_epochs = 1, .ramp_epochs = 2};
+  o.schedule = {.initial = 0.0, .target = 0.6, .fp_epochs = 1, .ramp_epochs = 2};
   o.selection.quantize_first_conv = true;
   o.selection.add_override({.pattern = "5.*", .sparsity = 0.3, .bits = 5});
   tweak(o);
@@ -355,7 +355,7 @@ void run_steps(const std::string& label, Opt make, Tweak tweak) {
       }
       check_forward_weights(L, p.weight);
       // Sparsity as scheduled, within one weight.
-      const double s = o.sparsity.at(last, L.target_sparsity);
+      const double s = o.schedule.at(last, L.target_sparsity);
       int64_t zeros = 0;
       for (int64_t i = 0; i < p.weight.numel(); ++i) zeros += p.weight[i] == T(0);
       CHECK(std::abs(double(zeros) / double(p.weight.numel()) - s) <=
@@ -429,7 +429,7 @@ TEST_CASE("a small CNN on generated Fashion-MNIST-format images lowers its loss"
   auto net = small_net<float>(side);
   FocusedPow2Options o;
   o.bits = 4;
-  o.sparsity = {.target = 0.5, .fp_epochs = 1, .ramp_epochs = 1};
+  o.schedule = {.target = 0.5, .fp_epochs = 1, .ramp_epochs = 1};
   optim::SGD<FocusedPow2> sgd(*net, {.lr = 0.05, .momentum = 0.9}, FocusedPow2(o));
   const int64_t batch = 50, per_epoch = n / batch;
   sgd.progress().steps_per_epoch = per_epoch;
@@ -470,8 +470,8 @@ TEST_CASE("bad options throw trit::Error") {
   CHECK_THROWS_AS(FocusedPow2(with([](auto& o) { o.bits = 9; })), Error);
   CHECK_THROWS_AS(FocusedPow2(with([](auto& o) { o.bits = 2, o.mode = FQMode::recentralized; })),
                   Error);
-  CHECK_THROWS_AS(FocusedPow2(with([](auto& o) { o.sparsity.target = 1.0; })), Error);
-  CHECK_THROWS_AS(FocusedPow2(with([](auto& o) { o.sparsity.fp_epochs = -1; })), Error);
+  CHECK_THROWS_AS(FocusedPow2(with([](auto& o) { o.schedule.target = 1.0; })), Error);
+  CHECK_THROWS_AS(FocusedPow2(with([](auto& o) { o.schedule.fp_epochs = -1; })), Error);
   CHECK_THROWS_AS(FocusedPow2(with([](auto& o) { o.refit_interval = 0; })), Error);
   CHECK_THROWS_AS(FocusedPow2(with([](auto& o) { o.refit_growth = 0.5; })), Error);
   CHECK_THROWS_AS(FocusedPow2(with([](auto& o) { o.w_sep = 0; })), Error);

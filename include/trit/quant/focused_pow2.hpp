@@ -3,7 +3,7 @@
 // the quantizers, section 3) as an optimizer policy:
 //
 //   optim::SGD<quant::FocusedPow2> sgd(model, {.lr = 0.01, .momentum = 0.9},
-//       quant::FocusedPow2({.bits = 5, .sparsity = {.target = 0.75, .fp_epochs = 1,
+//       quant::FocusedPow2({.bits = 5, .schedule = {.target = 0.75, .fp_epochs = 1,
 //                                                   .ramp_epochs = 4}}));
 //   ... each epoch end: sgd.on_epoch(progress)   (refits the mixtures on schedule)
 //   auto codes = sgd.policy().quantized_tensors(sgd.parameters());
@@ -133,7 +133,7 @@ inline const char* fq_mode_name(FQMode m) {
 
 struct FocusedPow2Options {
   int bits = 5;                  // n, bits per weight; the paper's 5-bit setting (Table 1-2)
-  SparsitySchedule sparsity{};   // magnitude-pruning target, fp warm-up, cubic ramp
+  SparsitySchedule schedule{};   // magnitude-pruning target, fp warm-up, cubic ramp
   double refit_interval = 1.0;   // epochs after quantization starts of the first refit
   double refit_growth = 2.0;     // later refits at interval * growth^k (1: every interval)
   FQMode mode = FQMode::automatic;
@@ -151,7 +151,7 @@ struct FocusedPow2Options {
     check(mode != FQMode::recentralized || bits >= 3, "FocusedPow2",
           "recentralized mode needs bits >= 3 (1 component bit + a >= 2-bit shift value), got ",
           bits);
-    sparsity.validate("FocusedPow2");
+    schedule.validate("FocusedPow2");
     check(refit_interval > 0 && std::isfinite(refit_interval), "FocusedPow2",
           "refit_interval must be > 0 epochs, got ", refit_interval);
     check(refit_growth >= 1 && std::isfinite(refit_growth), "FocusedPow2",
@@ -224,7 +224,7 @@ class FocusedPow2 {
     layer.name = info.name;
     layer.numel = info.tensor.numel();
     layer.bits = options_.bits;
-    layer.target_sparsity = options_.sparsity.target;
+    layer.target_sparsity = options_.schedule.target;
     if (const Override* o = options_.selection.override_for(info.name)) {
       if (o->bits) layer.bits = *o->bits;
       if (o->sparsity) layer.target_sparsity = *o->sparsity;
@@ -398,7 +398,7 @@ class FocusedPow2 {
   template <class T>
   void apply(FQLayer& L, const Tensor<T>& latent, Tensor<T>& weight,
              const optim::TrainingProgress& progress) {
-    const SparsitySchedule& schedule = options_.sparsity;
+    const SparsitySchedule& schedule = options_.schedule;
     if (schedule.full_precision(progress)) {
       L.quantizing = false;
       if (!weight.same_as(latent)) weight.copy_from(latent);
