@@ -23,7 +23,8 @@
 //      where 3b's many short multi-threaded GEMMs wait for descheduled partners.
 //   3b. batch chunks (small outputs, e.g. 4x4, where per-image GEMMs would reduce over only
 //      P values; or fewer images than threads): the chunk's columns sit side by side,
-//      col[C*KH*KW, B*OH*OW], so each pass is one large GEMM per group with Eigen's threads:
+//      col[C*KH*KW, B*OH*OW], so each pass is one large GEMM per group, split over the
+//      threads by gemm_split (blocks of columns, or of rows for the weight gradient):
 //        forward      yT[O, B*P]      = weight[O, K]     * col[K, B*P]        then yT -> y
 //        grad input   dcol[K, B*P]    = weight^T[K, O]   * gyT[O, B*P]        then col2im
 //        grad weight  gw[O, K]       += gyT[O, B*P]      * col^T[B*P, K]      (sum over chunks)
@@ -125,6 +126,29 @@ T* conv_workspace(int slot, int64_t n) {
   return b.data();
 }
 
+// C = op(A) * op(B) + beta * C as kernels::gemm, split by this function over the threads
+// into contiguous blocks of C's rows (split_rows) or columns, each one single-threaded GEMM
+// inside one OpenMP loop. Path 3b uses it instead of Eigen's own threading, whose threads
+// busy-wait for each other between packing steps: on a loaded machine (more runnable
+// threads than cores) a 2-thread Eigen GEMM ran several times slower than 1 thread.
+template <class T>
+void gemm_split(bool split_rows, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
+                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  const int64_t parts = omp_get_max_threads(), extent = split_rows ? M : N;
+  const int64_t step = (extent + parts - 1) / parts;
+#pragma omp parallel for schedule(static) if (parts > 1)
+  for (int64_t part = 0; part < parts; ++part) {
+    const int64_t lo = std::min(extent, part * step), hi = std::min(extent, lo + step);
+    if (lo == hi) continue;
+    if (split_rows)  // rows lo..hi of C and of op(A)
+      kernels::gemm<T>(ta, tb, hi - lo, N, K, T(1), ta ? A + lo : A + lo * lda, lda, B, ldb,
+                       beta, C + lo * ldc, ldc);
+    else  // columns lo..hi of C and of op(B)
+      kernels::gemm<T>(ta, tb, M, hi - lo, K, T(1), A, lda, tb ? B + lo * ldb : B + lo, ldb,
+                       beta, C + lo, ldc);
+  }
+}
+
 // y[N, O, P] <- yT[O, b*P] (+ bias), images n0 .. n0+b-1; and the reverse gather for gy.
 template <class T>
 void scatter_chunk(const Conv2dPlan& p, const T* yT, const T* bias, int64_t n0, int64_t b, T* y) {
@@ -206,8 +230,8 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
     const int64_t b = std::min(p.chunk, p.N - n0), ld = b * p.P;
     im2col_chunk(p, x, n0, b, col);
     for (int64_t g = 0; g < p.G; ++g)  // yT[g] (Og x bP) = w[g] (Og x K) * col[g] (K x bP)
-      kernels::gemm<T>(false, false, p.Og, ld, p.K, T(1), w + g * p.Og * p.K, p.K,
-                       col + g * p.K * ld, ld, T(0), yT + g * p.Og * ld, ld);
+      gemm_split<T>(false, false, false, p.Og, ld, p.K, w + g * p.Og * p.K, p.K,
+                    col + g * p.K * ld, ld, T(0), yT + g * p.Og * ld, ld);
     scatter_chunk(p, yT, bias, n0, b, y);
   }
 }
@@ -290,14 +314,13 @@ void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T
     if (gw) {
       im2col_chunk(p, x, n0, b, col);
       for (int64_t g = 0; g < p.G; ++g)  // gw[g] (Og x K) += gyT[g] (Og x bP) * col[g]^T
-        kernels::gemm<T>(false, true, p.Og, p.K, ld, T(1), gyT + g * p.Og * ld, ld,
-                         col + g * p.K * ld, ld, n0 == 0 ? T(0) : T(1), gw + g * p.Og * p.K,
-                         p.K);
+        gemm_split<T>(true, false, true, p.Og, p.K, ld, gyT + g * p.Og * ld, ld,
+                      col + g * p.K * ld, ld, n0 == 0 ? T(0) : T(1), gw + g * p.Og * p.K, p.K);
     }
     if (gx) {
       for (int64_t g = 0; g < p.G; ++g)  // dcol[g] (K x bP) = w[g]^T (K x Og) * gyT[g]
-        kernels::gemm<T>(true, false, p.K, ld, p.Og, T(1), w + g * p.Og * p.K, p.K,
-                         gyT + g * p.Og * ld, ld, T(0), col + g * p.K * ld, ld);
+        gemm_split<T>(false, true, false, p.K, ld, p.Og, w + g * p.Og * p.K, p.K,
+                      gyT + g * p.Og * ld, ld, T(0), col + g * p.K * ld, ld);
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < b; ++i)
         kernels::col2im(col + i * p.P, ld, p.geo, gx + (n0 + i) * p.C * p.H * p.W);
