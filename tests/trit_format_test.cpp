@@ -415,10 +415,11 @@ TEST_CASE("trit format: a failed save leaves the old file intact") {
                   trit::Error);
   CHECK(io::read_compressed(file.path).tensors.size() == s.state.size());
   // No temporary file is left next to it.
-  const auto dir = std::filesystem::path(file.path).parent_path();
-  for (const auto& entry : std::filesystem::directory_iterator(dir))
-    CHECK(entry.path().filename().string().find(std::filesystem::path(file.path).filename().string() + ".tmp") ==
-          std::string::npos);
+  const std::filesystem::path target(file.path);
+  int temporaries = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(target.parent_path()))
+    temporaries += entry.path().filename().string().starts_with(target.filename().string() + ".tmp");
+  CHECK(temporaries == 0);
 }
 
 TEST_CASE("trit format: truncated, corrupt, foreign and other-version files raise trit::Error") {
