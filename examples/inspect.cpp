@@ -15,12 +15,11 @@
 //
 // Errors (missing, truncated or corrupt file) print "error: ..." on stderr and exit 1; a
 // usage error exits 2.
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
-
-#include <CLI/CLI.hpp>
 #include <trit/trit.hpp>
 
 using namespace trit;
@@ -34,12 +33,13 @@ int run(const std::string& path) {
 
   // The model and the metadata.
   const models::ModelConfig& c = model.config;
-  std::printf("model: %s (num_classes %lld, in_channels %lld, input_size %lld, width %g, "
-              "small_input %s, shortcut %s)\n",
-              c.name.c_str(), static_cast<long long>(c.num_classes),
-              static_cast<long long>(c.in_channels), static_cast<long long>(c.input_size), c.width,
-              c.small_input ? (*c.small_input ? "on" : "off") : "auto",
-              models::shortcut_name(c.shortcut).c_str());
+  std::printf(
+      "model: %s (num_classes %lld, in_channels %lld, input_size %lld, width %g, "
+      "small_input %s, shortcut %s)\n",
+      c.name.c_str(), static_cast<long long>(c.num_classes), static_cast<long long>(c.in_channels),
+      static_cast<long long>(c.input_size), c.width,
+      c.small_input ? (*c.small_input ? "on" : "off") : "auto",
+      models::shortcut_name(c.shortcut).c_str());
   for (const auto& [key, value] : model.metadata)
     std::printf("metadata: %s = %s\n", key.c_str(), value.c_str());
 
@@ -73,14 +73,16 @@ int run(const std::string& path) {
   std::printf("quantized weights: %lld of %lld elements, sparsity %.2f%%\n",
               static_cast<long long>(table.quantized_weights),
               static_cast<long long>(table.fp32_bytes / 4), 100.0 * sparsity);
-  std::printf("paper-style count: %lld bytes (bits x weights, no codebooks or header), ratio %.2fx\n",
-              static_cast<long long>(table.nominal_bytes), table.nominal_ratio());
-  std::printf("{\"file_bytes\": %lld, \"fp32_bytes\": %lld, \"compression_ratio\": %.4f, "
-              "\"nominal_bytes\": %lld, \"nominal_ratio\": %.4f, \"quantized_weights\": %lld, "
-              "\"sparsity\": %.6f}\n",
-              static_cast<long long>(file_bytes), static_cast<long long>(table.fp32_bytes), ratio,
-              static_cast<long long>(table.nominal_bytes), table.nominal_ratio(),
-              static_cast<long long>(table.quantized_weights), sparsity);
+  std::printf(
+      "paper-style count: %lld bytes (bits x weights, no codebooks or header), ratio %.2fx\n",
+      static_cast<long long>(table.nominal_bytes), table.nominal_ratio());
+  std::printf(
+      "{\"file_bytes\": %lld, \"fp32_bytes\": %lld, \"compression_ratio\": %.4f, "
+      "\"nominal_bytes\": %lld, \"nominal_ratio\": %.4f, \"quantized_weights\": %lld, "
+      "\"sparsity\": %.6f}\n",
+      static_cast<long long>(file_bytes), static_cast<long long>(table.fp32_bytes), ratio,
+      static_cast<long long>(table.nominal_bytes), table.nominal_ratio(),
+      static_cast<long long>(table.quantized_weights), sparsity);
   return 0;
 }
 

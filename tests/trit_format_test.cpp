@@ -4,6 +4,7 @@
 // version, and a seeded fuzz of a few thousand mutated files (with and without a repaired
 // checksum, so the parser itself is exercised), which must only ever raise trit::Error.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
@@ -12,12 +13,10 @@
 #include <fstream>
 #include <random>
 #include <string>
-#include <unistd.h>
-#include <vector>
-
 #include <trit/io.hpp>
 #include <trit/models/registry.hpp>
 #include <trit/quant/codes.hpp>
+#include <vector>
 
 using trit::Tensor;
 namespace io = trit::io;
@@ -83,9 +82,12 @@ Tensor<float> quantized_weights(const trit::Shape& shape, bool pow2, bool per_ch
     const float a = 0.05f * float(1 + (i / per_group) % 5);
     const double u = uniform(gen);
     const float sign = uniform(gen) < 0.5 ? -1.0f : 1.0f;
-    if (u < p0) w[i] = 0.0f;
-    else if (!pow2) w[i] = sign * a;
-    else w[i] = sign * std::ldexp(0.05f, -int(uniform(gen) * 8));
+    if (u < p0)
+      w[i] = 0.0f;
+    else if (!pow2)
+      w[i] = sign * a;
+    else
+      w[i] = sign * std::ldexp(0.05f, -int(uniform(gen) * 8));
   }
   return w;
 }
@@ -212,8 +214,9 @@ TEST_CASE("rans: garbage, truncated and mutated streams raise trit::Error, never
   // Wrong symbol count: too many runs out of bytes, too few leaves bytes.
   CHECK_THROWS_AS(io::rans_decode(coded.data(), coded.size(), codes.size() + 50, "t"), trit::Error);
   CHECK_THROWS_AS(io::rans_decode(coded.data(), coded.size(), codes.size() - 50, "t"), trit::Error);
-  CHECK(error_of([&] { io::rans_decode(coded.data(), coded.size() - 1, codes.size(), "where"); })
-            .find("where") == 0);
+  CHECK(error_of([&] {
+          io::rans_decode(coded.data(), coded.size() - 1, codes.size(), "where");
+        }).find("where") == 0);
   for (size_t len = 0; len < coded.size(); len += 7)
     CHECK_THROWS_AS(io::rans_decode(coded.data(), len, codes.size(), "t"), trit::Error);
   // Random bytes and mutations: an error, or (rarely, for a flip in the coded bytes) another
@@ -238,7 +241,8 @@ TEST_CASE("rans: garbage, truncated and mutated streams raise trit::Error, never
   CHECK(errors > 400);
 }
 
-// ---- half precision -------------------------------------------------------------------------------
+// ---- half precision
+// -------------------------------------------------------------------------------
 
 TEST_CASE("float_to_half: exact where representable, nearest even otherwise, inf on overflow") {
   using io::detail::float_to_half;
@@ -271,8 +275,9 @@ TEST_CASE("trit format: ResNet-20 with ternary and power-of-two layers round-tri
     const int kind = k++ % 3;
     tensor.copy_from(quantized_weights(tensor.shape(), kind == 2, kind == 1, kind == 2 ? 0.75 : 0.7,
                                        100 + uint64_t(k)));
-    codes.push_back(kind == 2 ? quant::encode(name, tensor, quant::Encoding::power_of_two, false, 19)
-                              : quant::encode(name, tensor, quant::Encoding::ternary, kind == 1, 3));
+    codes.push_back(kind == 2
+                        ? quant::encode(name, tensor, quant::Encoding::power_of_two, false, 19)
+                        : quant::encode(name, tensor, quant::Encoding::ternary, kind == 1, 3));
   }
   REQUIRE(codes.size() == 22);  // 19 convs, 2 projection convs (shortcut B), the classifier
 
@@ -312,10 +317,14 @@ TEST_CASE("trit format: ResNet-20 with ternary and power-of-two layers round-tri
       CHECK(t.encoding == written.tensors[i].encoding);
       CHECK(t.file_bytes == written.tensors[i].file_bytes);
       const bool is_code = t.shape().size() == 4 || t.shape().size() == 2;
-      if (!is_code) CHECK(t.encoding == io::TensorEncoding::f32);
+      if (!is_code)
+        CHECK(t.encoding == io::TensorEncoding::f32);
       else if (t.quantized.encoding == quant::Encoding::ternary)
-        CHECK(t.encoding == (entropy ? io::TensorEncoding::ternary_entropy : io::TensorEncoding::ternary2));
-      else CHECK(t.encoding == (entropy ? io::TensorEncoding::pow2_entropy : io::TensorEncoding::pow2));
+        CHECK(t.encoding ==
+              (entropy ? io::TensorEncoding::ternary_entropy : io::TensorEncoding::ternary2));
+      else
+        CHECK(t.encoding ==
+              (entropy ? io::TensorEncoding::pow2_entropy : io::TensorEncoding::pow2));
     }
     // The file rebuilds its model: same architecture, same weights.
     auto rebuilt = io::make_dense_model(back, file.path);
@@ -333,9 +342,9 @@ TEST_CASE("trit format: ResNet-20 with ternary and power-of-two layers round-tri
     int64_t state_numel = 0;
     for (const auto& entry : original) state_numel += entry.second.numel();
     CHECK(numel == state_numel);
-    MESSAGE("ResNet-20 (", std::string(entropy ? "entropy" : "fixed-length"), "): file ", table.file_bytes,
-            " B, FP32 ", table.fp32_bytes, " B, ratio ", table.compression_ratio(), ", paper-style ",
-            table.nominal_bytes, " B");
+    MESSAGE("ResNet-20 (", std::string(entropy ? "entropy" : "fixed-length"), "): file ",
+            table.file_bytes, " B, FP32 ", table.fp32_bytes, " B, ratio ",
+            table.compression_ratio(), ", paper-style ", table.nominal_bytes, " B");
   }
 }
 
@@ -347,8 +356,8 @@ TEST_CASE("trit format: ternary_entropy records come within 3% of the codes' ent
     auto m = io::compress(test_config(), {{"w", w}}, {q});
     REQUIRE(m.tensors[0].encoding == io::TensorEncoding::ternary_entropy);
     const double entropy_bytes = io::order0_entropy_bits(q.codes.data(), q.codes.size()) / 8;
-    MESSAGE(int(p0 * 100), "% zeros: record ", m.tensors[0].file_bytes, " B, entropy ", entropy_bytes,
-            " B, ternary2 ", q.numel() / 4, " B");
+    MESSAGE(int(p0 * 100), "% zeros: record ", m.tensors[0].file_bytes, " B, entropy ",
+            entropy_bytes, " B, ternary2 ", q.numel() / 4, " B");
     CHECK(double(m.tensors[0].file_bytes) <= 1.03 * entropy_bytes);
   }
 }
@@ -367,7 +376,8 @@ TEST_CASE("trit format: every encoding round-trips (f16 rounds, num_batches_trac
           io::detail::half_to_float(io::detail::float_to_half(bn[i])));
   // Force each code encoding in turn on the codes, through bytes and back.
   using E = io::TensorEncoding;
-  for (auto [ternary, pow2] : {std::pair{E::ternary2, E::pow2}, std::pair{E::ternary_entropy, E::pow2_entropy}}) {
+  for (auto [ternary, pow2] :
+       {std::pair{E::ternary2, E::pow2}, std::pair{E::ternary_entropy, E::pow2_entropy}}) {
     m.tensors[0].encoding = m.tensors[4].encoding = ternary;
     m.tensors[5].encoding = pow2;
     const std::string bytes = io::serialize_compressed(m);
@@ -418,7 +428,8 @@ TEST_CASE("trit format: a failed save leaves the old file intact") {
   const std::filesystem::path target(file.path);
   int temporaries = 0;
   for (const auto& entry : std::filesystem::directory_iterator(target.parent_path()))
-    temporaries += entry.path().filename().string().starts_with(target.filename().string() + ".tmp");
+    temporaries +=
+        entry.path().filename().string().starts_with(target.filename().string() + ".tmp");
   CHECK(temporaries == 0);
 }
 
@@ -471,13 +482,34 @@ TEST_CASE("trit format: truncated, corrupt, foreign and other-version files rais
     CHECK(error_of([&] { io::parse_compressed(b.data(), b.size(), "f"); }).find("elements") !=
           std::string::npos);
   }
+  SUBCASE("zero codebook groups for an empty tensor are refused (no division by zero)") {
+    io::CompressedModel m;
+    m.config = test_config();
+    io::CompressedTensor t;
+    t.name = "empty";
+    t.encoding = io::TensorEncoding::ternary2;
+    t.quantized.name = "empty";
+    t.quantized.shape = {0, 3};
+    t.quantized.codebooks = {{0.0f}};
+    m.tensors.push_back(t);
+    std::string b = io::serialize_compressed(m);
+    CHECK(io::parse_compressed(b.data(), b.size(), "f").tensors[0].numel() == 0);
+    // Record: name, encoding, rank, 2 dims, payload length, then the u32 groups field.
+    const size_t groups_at = b.find("empty") + 5 + 1 + 4 + 16 + 8;
+    REQUIRE(b[groups_at] == 1);
+    b[groups_at] = 0;
+    repair_crc(b);
+    CHECK(error_of([&] { io::parse_compressed(b.data(), b.size(), "f"); }).find("groups") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("trit format: fuzz, a few thousand mutated files raise only trit::Error") {
   SmallModel s = small_model(8);
   io::CompressOptions options;
   options.fp16 = true;
-  const std::string good = io::serialize_compressed(io::compress(test_config(), s.state, s.codes, options));
+  const std::string good =
+      io::serialize_compressed(io::compress(test_config(), s.state, s.codes, options));
   std::mt19937_64 gen(2024);
   int errors = 0, parsed = 0;
   const int trials = 4000;
@@ -486,10 +518,18 @@ TEST_CASE("trit format: fuzz, a few thousand mutated files raise only trit::Erro
     const int mutations = 1 + int(gen() % 4);
     for (int k = 0; k < mutations && !b.empty(); ++k) {
       switch (gen() % 4) {
-        case 0: b[gen() % b.size()] ^= char(1u << (gen() % 8)); break;  // bit flip
-        case 1: b[gen() % b.size()] = char(gen()); break;                // random byte
-        case 2: b.resize(gen() % b.size()); break;                       // truncation
-        case 3: b.insert(b.begin() + std::ptrdiff_t(gen() % (b.size() + 1)), char(gen())); break;
+        case 0:
+          b[gen() % b.size()] ^= char(1u << (gen() % 8));
+          break;  // bit flip
+        case 1:
+          b[gen() % b.size()] = char(gen());
+          break;  // random byte
+        case 2:
+          b.resize(gen() % b.size());
+          break;  // truncation
+        case 3:
+          b.insert(b.begin() + std::ptrdiff_t(gen() % (b.size() + 1)), char(gen()));
+          break;
       }
     }
     // Half of the files get a valid checksum, so that the parser behind it is exercised.

@@ -5,6 +5,8 @@
 // ByteReader never trusts a length it reads: every read first checks that the bytes are
 // there, so a corrupt or truncated file raises trit::Error naming the file ("truncated or
 // corrupt file: ...") instead of reading past the end or allocating a huge buffer.
+#include <zlib.h>
+
 #include <algorithm>
 #include <bit>
 #include <cstdint>
@@ -12,8 +14,6 @@
 #include <limits>
 #include <string>
 #include <type_traits>
-
-#include <zlib.h>
 
 #include "trit/core/error.hpp"
 
@@ -58,8 +58,8 @@ class ByteReader {
   // Where the next read starts.
   const char* position() const { return p_; }
   void need(size_t n, const char* what) const {
-    check(n <= left_, path_, "truncated or corrupt file: ", what, " needs ", n,
-          " bytes, only ", left_, " left");
+    check(n <= left_, path_, "truncated or corrupt file: ", what, " needs ", n, " bytes, only ",
+          left_, " left");
   }
   template <class U>
   U scalar(const char* what) {

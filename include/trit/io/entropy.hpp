@@ -10,8 +10,8 @@
 //   ternary, 97% zeros            +0.37%       +51.4%                   +29.5% (2-bit)
 //   power-of-two, 17 levels, 75% zeros  +0.18%  +20.4%                  +16.3% (5-bit)
 // zstd misses the 3% target on sparse codes (its literal coder sees bytes, not codes), and
-// this coder needs no library. The excess here is the 40-byte-or-less header, the 4-byte state
-// and the rounding of the frequencies to 15 bits.
+// this coder needs no library. Its excess is the header (1 + 2A bytes: 7 for ternary codes),
+// the 4-byte state and the rounding of the frequencies to 15 bits.
 //
 // The idea. Each symbol s gets a frequency f[s], the frequencies summing to M = 2^15, and a
 // start c[s] = f[0] + ... + f[s-1] (its slot range [c[s], c[s] + f[s]) in [0, M)). Coding s
@@ -41,9 +41,9 @@
 
 namespace trit::io {
 
-inline constexpr int kRansProbBits = 15;                  // frequencies sum to M = 2^15
+inline constexpr int kRansProbBits = 15;  // frequencies sum to M = 2^15
 inline constexpr uint32_t kRansM = 1u << kRansProbBits;
-inline constexpr uint32_t kRansL = 1u << 23;              // state lives in [L, 256 L)
+inline constexpr uint32_t kRansL = 1u << 23;  // state lives in [L, 256 L)
 
 // n * H0 in bits: the order-0 (Shannon) entropy of the n symbols, the least any coder that
 // codes each symbol by its frequency alone can reach.
@@ -176,8 +176,8 @@ inline std::vector<uint8_t> rans_decode(const char* data, size_t size, size_t n,
     x = f[s] * (x >> kRansProbBits) + slot - c[s];
     // Renormalise: x >= 2^8 here (f >= 1, x >> 15 >= 2^8), so at most two bytes come in.
     while (x < kRansL) {
-      check(next < num_bytes, where, "corrupt or truncated entropy-coded data: ran out of bytes at symbol ",
-            i, " of ", n);
+      check(next < num_bytes, where,
+            "corrupt or truncated entropy-coded data: ran out of bytes at symbol ", i, " of ", n);
       x = (x << 8) | bytes[next++];
     }
     out.push_back(s);

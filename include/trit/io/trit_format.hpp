@@ -91,12 +91,18 @@ enum class TensorEncoding : uint8_t {
 
 inline const char* tensor_encoding_name(TensorEncoding e) {
   switch (e) {
-    case TensorEncoding::f32: return "f32";
-    case TensorEncoding::f16: return "f16";
-    case TensorEncoding::ternary2: return "ternary2";
-    case TensorEncoding::ternary_entropy: return "ternary_entropy";
-    case TensorEncoding::pow2: return "pow2";
-    case TensorEncoding::pow2_entropy: return "pow2_entropy";
+    case TensorEncoding::f32:
+      return "f32";
+    case TensorEncoding::f16:
+      return "f16";
+    case TensorEncoding::ternary2:
+      return "ternary2";
+    case TensorEncoding::ternary_entropy:
+      return "ternary_entropy";
+    case TensorEncoding::pow2:
+      return "pow2";
+    case TensorEncoding::pow2_entropy:
+      return "pow2_entropy";
   }
   return "unknown";
 }
@@ -159,7 +165,7 @@ inline uint16_t float_to_half(float value) {
   const uint32_t exponent = (x >> 23) & 0xff;
   uint32_t mantissa = x & 0x7fffff;
   if (exponent == 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);  // inf, nan
-  const int e = int(exponent) - 127 + 15;                                // half's exponent
+  const int e = int(exponent) - 127 + 15;                               // half's exponent
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {  // a half subnormal (or zero): mantissa * 2^-24
     if (e < -10) return sign;
@@ -204,22 +210,22 @@ inline void check_quantized(const quant::QuantizedTensor& q, TensorEncoding enco
                             const std::string& where) {
   const std::string& n = q.name;
   check(bounded_numel(q.shape) == q.numel(), where, "tensor '", n, "': ", q.numel(),
-        " codes for shape ", to_string(q.shape), " (or more than ", kTritMaxElements,
-        " elements)");
+        " codes for shape ", to_string(q.shape), " (or more than ", kTritMaxElements, " elements)");
   check(q.groups == 1 || (!q.shape.empty() && q.groups == q.shape[0] && q.groups >= 1), where,
         "tensor '", n, "': ", q.groups, " codebook groups for shape ", to_string(q.shape),
         " (1 or one per output channel)");
-  check(static_cast<int64_t>(q.codebooks.size()) == q.groups, where, "tensor '", n, "': ",
-        q.codebooks.size(), " codebooks for ", q.groups, " groups");
+  check(static_cast<int64_t>(q.codebooks.size()) == q.groups, where, "tensor '", n,
+        "': ", q.codebooks.size(), " codebooks for ", q.groups, " groups");
   const int64_t max_levels =
       (encoding == TensorEncoding::ternary2 || encoding == TensorEncoding::ternary_entropy) ? 3
-                                                                                             : 256;
+                                                                                            : 256;
   for (const auto& book : q.codebooks) {
-    check(!book.empty() && static_cast<int64_t>(book.size()) <= max_levels, where, "tensor '",
-          n, "': a codebook of ", book.size(), " values (", tensor_encoding_name(encoding),
+    check(!book.empty() && static_cast<int64_t>(book.size()) <= max_levels, where, "tensor '", n,
+          "': a codebook of ", book.size(), " values (", tensor_encoding_name(encoding),
           " takes 1 to ", max_levels, ")");
     check(book[0] == 0.0f, where, "tensor '", n, "': code 0 must stand for 0, not ", book[0]);
-    for (float v : book) check(std::isfinite(v), where, "tensor '", n, "': non-finite codebook value");
+    for (float v : book)
+      check(std::isfinite(v), where, "tensor '", n, "': non-finite codebook value");
   }
   const int64_t per_group = q.numel() / q.groups;
   for (int64_t i = 0; i < q.numel(); ++i)
@@ -237,7 +243,8 @@ inline std::string encode_payload(const CompressedTensor& t, const std::string& 
     case TensorEncoding::f16:
       for (int64_t i = 0; i < t.dense.numel(); ++i) w.scalar<uint16_t>(float_to_half(t.dense[i]));
       return w.out;
-    default: break;
+    default:
+      break;
   }
   const quant::QuantizedTensor& q = t.quantized;
   check_quantized(q, t.encoding, where);
@@ -306,31 +313,34 @@ inline std::string encode_preamble(const CompressedModel& m, const std::string& 
 
 // Reads one payload (exactly `in.remaining()` bytes) into `t`, whose name, encoding and
 // shape are set.
-inline void decode_payload(ByteReader& in, CompressedTensor& t, const Shape& shape,
-                           int64_t numel, const std::string& where) {
+inline void decode_payload(ByteReader& in, CompressedTensor& t, const Shape& shape, int64_t numel,
+                           const std::string& where) {
   const std::string& n = t.name;
   if (t.encoding == TensorEncoding::f32 || t.encoding == TensorEncoding::f16) {
     const size_t element = t.encoding == TensorEncoding::f32 ? 4 : 2;
-    check(in.remaining() == size_t(numel) * element, where, "corrupt file: tensor '", n, "' of shape ",
-          to_string(shape), " has ", in.remaining(), " bytes of ", tensor_encoding_name(t.encoding),
-          " data, expected ", size_t(numel) * element);
+    check(in.remaining() == size_t(numel) * element, where, "corrupt file: tensor '", n,
+          "' of shape ", to_string(shape), " has ", in.remaining(), " bytes of ",
+          tensor_encoding_name(t.encoding), " data, expected ", size_t(numel) * element);
     t.dense = Tensor<float>::empty(shape);
     if (t.encoding == TensorEncoding::f32) {
       in.elements(t.dense.data(), numel, "tensor data");
     } else {
-      for (int64_t i = 0; i < numel; ++i) t.dense[i] = half_to_float(in.scalar<uint16_t>("tensor data"));
+      for (int64_t i = 0; i < numel; ++i)
+        t.dense[i] = half_to_float(in.scalar<uint16_t>("tensor data"));
     }
     return;
   }
   quant::QuantizedTensor& q = t.quantized;
   q.name = n;
   q.shape = shape;
-  q.encoding = (t.encoding == TensorEncoding::ternary2 || t.encoding == TensorEncoding::ternary_entropy)
-                   ? quant::Encoding::ternary
-                   : quant::Encoding::power_of_two;
+  q.encoding =
+      (t.encoding == TensorEncoding::ternary2 || t.encoding == TensorEncoding::ternary_entropy)
+          ? quant::Encoding::ternary
+          : quant::Encoding::power_of_two;
   const uint32_t groups = in.scalar<uint32_t>("codebook groups");
-  check(groups == 1 || (!shape.empty() && int64_t(groups) == shape[0]), where, "corrupt file: tensor '",
-        n, "' of shape ", to_string(shape), " has ", groups, " codebook groups");
+  check(groups == 1 || (groups > 1 && !shape.empty() && int64_t(groups) == shape[0]), where,
+        "corrupt file: tensor '", n, "' of shape ", to_string(shape), " has ", groups,
+        " codebook groups");
   q.groups = groups;
   const size_t max_levels = q.encoding == quant::Encoding::ternary ? 3 : 256;
   for (uint32_t g = 0; g < groups; ++g) {
@@ -342,17 +352,20 @@ inline void decode_payload(ByteReader& in, CompressedTensor& t, const Shape& sha
     std::vector<float> book(L, 0.0f);
     in.elements(book.data() + 1, int64_t(L) - 1, "codebook");
     for (float v : book)
-      check(std::isfinite(v), where, "corrupt file: tensor '", n, "' has a non-finite codebook value");
+      check(std::isfinite(v), where, "corrupt file: tensor '", n,
+            "' has a non-finite codebook value");
     q.codebooks.push_back(std::move(book));
   }
   if (is_entropy_coded(t.encoding)) {
-    q.codes = rans_decode(in.position(), in.remaining(), size_t(numel), where + ": tensor '" + n + "'");
+    q.codes =
+        rans_decode(in.position(), in.remaining(), size_t(numel), where + ": tensor '" + n + "'");
     in.skip(in.remaining(), "codes");
   } else {
     const int b = fixed_code_bits(t.encoding, q);
     const size_t bytes = size_t((numel * b + 7) / 8);
-    check(in.remaining() == bytes, where, "corrupt file: tensor '", n, "' of shape ", to_string(shape),
-          " has ", in.remaining(), " bytes of ", b, "-bit codes, expected ", bytes);
+    check(in.remaining() == bytes, where, "corrupt file: tensor '", n, "' of shape ",
+          to_string(shape), " has ", in.remaining(), " bytes of ", b, "-bit codes, expected ",
+          bytes);
     const uint8_t* p = reinterpret_cast<const uint8_t*>(in.position());
     q.codes.assign(size_t(numel), 0);
     for (int64_t i = 0; i < numel; ++i) {
@@ -372,8 +385,9 @@ inline void decode_payload(ByteReader& in, CompressedTensor& t, const Shape& sha
   }
   const int64_t per_group = numel / int64_t(groups);
   for (int64_t i = 0; i < numel; ++i)
-    check(q.codes[size_t(i)] < q.codebooks[size_t(i / per_group)].size(), where, "corrupt file: tensor '",
-          n, "': code ", int(q.codes[size_t(i)]), " at ", i, " outside its codebook");
+    check(q.codes[size_t(i)] < q.codebooks[size_t(i / per_group)].size(), where,
+          "corrupt file: tensor '", n, "': code ", int(q.codes[size_t(i)]), " at ", i,
+          " outside its codebook");
 }
 
 }  // namespace detail
@@ -496,7 +510,7 @@ inline CompressedModel compress(const models::ModelConfig& config,
       t.dense = tensor.clone();
       const bool counter = name.ends_with("num_batches_tracked");
       t.encoding = options.fp16 && !counter && detail::fits_half(tensor) ? TensorEncoding::f16
-                                                                        : TensorEncoding::f32;
+                                                                         : TensorEncoding::f32;
       if (t.encoding == TensorEncoding::f16)
         for (int64_t i = 0; i < t.dense.numel(); ++i)
           t.dense[i] = detail::half_to_float(detail::float_to_half(t.dense[i]));
@@ -513,8 +527,9 @@ inline CompressedModel compress(const models::ModelConfig& config,
     detail::check_quantized(*q, t.encoding, where);
     const Tensor<float> expanded = q->expand();
     for (int64_t i = 0; i < tensor.numel(); ++i)
-      check(expanded[i] == tensor[i], where, "quantized tensor '", name, "' differs from the state_dict at ",
-            i, ": code value ", expanded[i], ", weight ", tensor[i]);
+      check(expanded[i] == tensor[i], where, "quantized tensor '", name,
+            "' differs from the state_dict at ", i, ": code value ", expanded[i], ", weight ",
+            tensor[i]);
     t.file_bytes = static_cast<int64_t>(detail::encode_record(t, where).size());
     if (options.entropy) {
       CompressedTensor coded = t;
@@ -537,10 +552,10 @@ inline void save_compressed(const std::string& path, const CompressedModel& mode
 // compress() then save: the one call trit-train makes,
 //   io::save_compressed(out + "/model.trit", config, model.state_dict(), codes);
 // Returns what was written (with its byte counts).
-inline CompressedModel save_compressed(const std::string& path, const models::ModelConfig& config,
-                                       const std::vector<std::pair<std::string, Tensor<float>>>& state,
-                                       const std::vector<quant::QuantizedTensor>& quantized,
-                                       const CompressOptions& options = {}) {
+inline CompressedModel save_compressed(
+    const std::string& path, const models::ModelConfig& config,
+    const std::vector<std::pair<std::string, Tensor<float>>>& state,
+    const std::vector<quant::QuantizedTensor>& quantized, const CompressOptions& options = {}) {
   CompressedModel m = compress(config, state, quantized, options, path);
   save_compressed(path, m);
   return m;
@@ -570,8 +585,8 @@ inline void load_compressed_weights(nn::Module<float>& module, const CompressedM
 }
 
 // The dense FP32 network a .trit file describes: make_model(config) with its weights.
-inline std::shared_ptr<nn::Module<float>> make_dense_model(const CompressedModel& model,
-                                                           const std::string& where = "compressed model") {
+inline std::shared_ptr<nn::Module<float>> make_dense_model(
+    const CompressedModel& model, const std::string& where = "compressed model") {
   std::shared_ptr<nn::Module<float>> net = models::make_model(model.config);
   load_compressed_weights(*net, model, where);
   return net;
@@ -585,9 +600,9 @@ struct TensorSizeRow {
   Shape shape;
   TensorEncoding encoding = TensorEncoding::f32;
   int64_t numel = 0;
-  double sparsity = 0;      // share of exact zeros
-  int64_t bytes = 0;        // its record in the file: name, shape, codebooks, payload
-  int nominal_bits = 32;    // the "paper-style" width: 32 (f32), 16 (f16), bits_per_code()
+  double sparsity = 0;    // share of exact zeros
+  int64_t bytes = 0;      // its record in the file: name, shape, codebooks, payload
+  int nominal_bits = 32;  // the "paper-style" width: 32 (f32), 16 (f16), bits_per_code()
   double bits_per_weight() const { return numel > 0 ? 8.0 * double(bytes) / double(numel) : 0.0; }
 };
 
@@ -599,8 +614,12 @@ struct SizeTable {
   int64_t fp32_bytes = 0;     // every tensor at 4 bytes per element
   int64_t nominal_bytes = 0;  // paper-style: sum of nominal_bits x numel / 8, no codebooks
   int64_t quantized_weights = 0, zero_weights = 0;
-  double compression_ratio() const { return file_bytes > 0 ? double(fp32_bytes) / double(file_bytes) : 0.0; }
-  double nominal_ratio() const { return nominal_bytes > 0 ? double(fp32_bytes) / double(nominal_bytes) : 0.0; }
+  double compression_ratio() const {
+    return file_bytes > 0 ? double(fp32_bytes) / double(file_bytes) : 0.0;
+  }
+  double nominal_ratio() const {
+    return nominal_bytes > 0 ? double(fp32_bytes) / double(nominal_bytes) : 0.0;
+  }
 };
 
 inline SizeTable size_table(const CompressedModel& model) {
@@ -621,7 +640,8 @@ inline SizeTable size_table(const CompressedModel& model) {
     table.fp32_bytes += 4 * row.numel;
     if (t.is_quantized()) {
       table.quantized_weights += row.numel;
-      table.zero_weights += std::count(t.quantized.codes.begin(), t.quantized.codes.end(), uint8_t(0));
+      table.zero_weights +=
+          std::count(t.quantized.codes.begin(), t.quantized.codes.end(), uint8_t(0));
     }
     table.rows.push_back(std::move(row));
   }
