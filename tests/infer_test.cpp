@@ -135,8 +135,10 @@ TEST_CASE("signed terms: packing keeps every weight, zeros cost nothing") {
 TEST_CASE("ternary and power-of-two conv equal the dense conv (stride, padding, tails)") {
   Generator gen(5);
   struct Case { int64_t N, C, O, H, W, k, stride, padding; };
-  // P = OH*OW covers 64-tiles, 16-tiles and scalar tails; N > 2 runs images in parallel.
+  // P = OH*OW covers 64-, 32- and 16-column tiles and partial tails; N > 2 runs images in
+  // parallel; 3x3 stride 1 on 14x14 / 26x26 and 1x1 on 12x12 take the shifted-copies path.
   for (Case c : {Case{1, 3, 8, 9, 9, 3, 1, 1}, Case{3, 5, 7, 11, 10, 3, 2, 1},
+                 Case{1, 4, 6, 14, 14, 3, 1, 1}, Case{3, 30, 9, 26, 26, 3, 1, 1},
                  Case{2, 4, 16, 12, 12, 1, 1, 0}, Case{4, 6, 5, 7, 9, 5, 1, 2},
                  Case{1, 2, 3, 17, 17, 3, 2, 0}}) {
     for (auto enc : {quant::Encoding::ternary, quant::Encoding::power_of_two}) {

@@ -55,6 +55,22 @@ inline ModelTensors model_tensors(const models::ModelConfig& config,
   return t;
 }
 
+// Writes the tensors into `model` (built from t.config) as the network computes with them:
+// FP32 tensors copied, quantized ones expanded from their codes. Every state_dict entry of
+// the model must be present with its shape; this is "the quantized network" to compare with.
+inline void load_expanded(nn::Module<float>& model, const ModelTensors& t) {
+  for (auto& [name, dst] : model.state_dict()) {
+    Tensor<float> src;
+    if (auto q = t.quantized.find(name); q != t.quantized.end()) src = q->second.expand();
+    else if (auto f = t.fp32.find(name); f != t.fp32.end()) src = f->second;
+    check(src.defined(), "infer::load_expanded", t.config.name, ": tensor '", name, "' is missing");
+    check(src.shape() == dst.shape(), "infer::load_expanded", "'", name, "' is ",
+          to_string(src.shape()), ", the model expects ", to_string(dst.shape()));
+    Tensor<float> d = dst;
+    d.copy_from(src);
+  }
+}
+
 class Model {
  public:
   explicit Model(const ModelTensors& t, WeightForm form = WeightForm::compressed)

@@ -7,12 +7,15 @@
 //   ConvLayer    y[N, O, OH, OW] = act(conv(x[N, C, H, W], W) + bias[O] (+ residual[N, O, OH, OW]))
 //   LinearLayer  y[N, O]         = act(x[N, K] * W^T + bias[O])
 //
-// A conv runs image by image on kernels::im2col's column matrix col[C*KH*KW, OH*OW] (a 1x1
-// stride-1 unpadded conv reads x[n] itself). With at least as many images as threads the
+// A conv runs image by image. The dense form multiplies kernels::im2col's column matrix
+// col[C*KH*KW, OH*OW] (a 1x1 stride-1 unpadded conv reads x[n] itself); the compressed form
+// does too for strided convs and small images, and otherwise reads KW shifted copies of the
+// zero-bordered image instead of the KH*KW copies of im2col (see forward). With at least as many images as threads the
 // images are split over threads, each with its own column buffer; with fewer (batch 1) the
 // rows of W are split over threads (compressed) or Eigen's GEMM threads (dense).
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -58,19 +61,14 @@ class MatrixWeights {
     return terms_ ? terms_->bytes() : int64_t(dense_.size() * sizeof(float));
   }
 
-  // out[O, P] (row stride ldo) = epilogue(W * col[K, P] (row stride ldc)). `threads`: run the
-  // rows on the OpenMP threads (call it outside a parallel region), else on the calling thread.
+  // out[O, P] (row stride ldo) = epilogue(W * col[K, P] (row stride ldc)). The compressed form
+  // needs ldc >= kernels::padded_columns(P) with finite values in the padding. `threads`: run
+  // the rows on the OpenMP threads (call it outside a parallel region), else on this thread.
   void apply(const float* col, int64_t ldc, int64_t P, float* out, int64_t ldo,
              const kernels::Epilogue& e, bool threads) const {
     if (terms_) {
-      const kernels::SignedTerms& w = *terms_;
-      if (threads) {
-#pragma omp parallel for schedule(static)
-        for (int64_t o = 0; o < rows_; ++o)
-          kernels::signed_terms_gemm(w, o, o + 1, col, ldc, P, out, ldo, e);
-      } else {
-        kernels::signed_terms_gemm(w, 0, rows_, col, ldc, P, out, ldo, e);
-      }
+      const std::vector<int32_t> rows = kernels::strided_rows(cols_, ldc);
+      apply_compressed(col, rows.data(), P, out, ldo, e, threads);
       return;
     }
     // Eigen uses its threads outside a parallel region, one thread inside.
@@ -88,17 +86,37 @@ class MatrixWeights {
     }
   }
 
+  // The compressed form on a column matrix whose row k starts at col + rows[k]
+  // (kernels::signed_terms_gemm).
+  void apply_compressed(const float* col, const int32_t* rows, int64_t P, float* out, int64_t ldo,
+                        const kernels::Epilogue& e, bool threads) const {
+    check(terms_ != nullptr, "infer::MatrixWeights", "apply_compressed on dense weights");
+    const kernels::SignedTerms& w = *terms_;
+    if (!threads) {
+      kernels::signed_terms_gemm(w, 0, rows_, col, rows, P, out, ldo, e);
+      return;
+    }
+#pragma omp parallel
+    {  // one contiguous block of rows per thread
+      const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+      kernels::signed_terms_gemm(w, rows_ * t / n, rows_ * (t + 1) / n, col, rows, P, out, ldo, e);
+    }
+  }
+
  private:
   int64_t rows_ = 0, cols_ = 0;
   std::vector<float> dense_;                      // dense form
   std::shared_ptr<kernels::SignedTerms> terms_;  // compressed form
 };
 
-// A column buffer of at least n floats owned by the calling thread, kept for later calls.
-inline float* column_workspace(int64_t n) {
-  thread_local std::vector<float> buffer;
-  if (int64_t(buffer.size()) < n) buffer.resize(size_t(n));
-  return buffer.data();
+// A 64-byte aligned buffer of at least n floats owned by the calling thread, kept for later
+// calls (slot 0: the column matrix, slot 1: the output in padded-width layout). Aligned, so
+// that the kernels' 16-float loads do not straddle cache lines.
+inline float* workspace(int slot, int64_t n) {
+  thread_local Tensor<float> buffers[2];
+  Tensor<float>& b = buffers[slot];
+  if (!b.defined() || b.numel() < n) b = Tensor<float>::empty({std::max<int64_t>(n, 1)});
+  return b.data();
 }
 
 // A 2-d convolution (groups 1) with bias (BN folded in) and an optional ReLU.
@@ -122,21 +140,77 @@ struct ConvLayer {
     if (residual.defined())
       check(residual.shape() == y.shape(), "infer::ConvLayer", "residual ",
             to_string(residual.shape()), " does not match the output ", to_string(y.shape()));
-    const bool pointwise = KH == 1 && KW == 1 && stride == 1 && padding == 0;
     const int64_t in_image = C * g.H * g.W, out_image = O * P;
-    auto run_image = [&](int64_t n, float* col, bool threads) {
-      const float* src = x.data() + n * in_image;
-      if (!pointwise) kernels::im2col(src, g, col, P);
-      kernels::Epilogue e{bias.data(), residual.defined() ? residual.data() + n * out_image : nullptr,
-                          P, relu};
-      weight.apply(pointwise ? src : col, P, P, y.data() + n * out_image, P, e, threads);
-    };
+    std::function<void(int64_t, bool)> run_image;
+    const int64_t Hp = g.H + 2 * padding, Wq = kernels::padded_columns(g.W + 2 * padding);
+    if (weight.is_compressed() && stride == 1 && 4 * OW >= 3 * Wq) {
+      // Shifted copies instead of im2col (KW copies of the image, not KH*KW): for each channel
+      // c and tap column kw, the zero-bordered image shifted left by kw,
+      //   xs[c, kw, hp, w] = x[n, c, hp - padding, w + kw - padding]   (0 outside), hp < Hp,
+      // with rows of Wq = Wp rounded up to 16 floats. The output is computed in that layout,
+      // outp[O, OH*Wq] (columns ow >= OW are junk), where tap (c, kh, kw) is the flat view
+      // starting at xs[c, kw, kh, 0]: every load of the kernel is 64-byte aligned. Then outp
+      // is compacted into y with the residual and ReLU.
+      const int64_t Pq = OH * Wq, xs_size = C * KW * Hp * Wq + 64;  // + the last tile's overrun
+      std::vector<int32_t> rows(static_cast<size_t>(K));
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t kh = 0; kh < KH; ++kh)
+          for (int64_t kw = 0; kw < KW; ++kw)
+            rows[size_t((c * KH + kh) * KW + kw)] = int32_t(((c * KW + kw) * Hp + kh) * Wq);
+      run_image = [&, Hp, Wq, Pq, xs_size, rows = std::move(rows)](int64_t n, bool threads) {
+        const float* src = x.data() + n * in_image;
+        float* xs = workspace(0, xs_size);
+        float* outp = workspace(1, O * Pq);
+        std::fill(xs, xs + xs_size, 0.0f);
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t kw = 0; kw < KW; ++kw) {
+            // input columns iw = w + kw - padding inside [0, W) for w in [w0, w1)
+            const int64_t w0 = std::max<int64_t>(0, padding - kw);
+            const int64_t w1 = std::min<int64_t>(Wq, g.W + padding - kw);
+            for (int64_t h = 0; h < g.H; ++h) {
+              const float* in = src + (c * g.H + h) * g.W + (w0 + kw - padding);
+              std::copy(in, in + (w1 - w0), xs + ((c * KW + kw) * Hp + h + padding) * Wq + w0);
+            }
+          }
+        weight.apply_compressed(xs, rows.data(), Pq, outp, Pq, kernels::Epilogue{bias.data()},
+                                threads);
+        float* dst = y.data() + n * out_image;
+        const float* res = residual.defined() ? residual.data() + n * out_image : nullptr;
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t oh = 0; oh < OH; ++oh) {
+            const float* from = outp + o * Pq + oh * Wq;
+            float* to = dst + (o * OH + oh) * OW;
+            const float* r = res ? res + (o * OH + oh) * OW : nullptr;
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              const float v = from[ow] + (r ? r[ow] : 0.0f);
+              to[ow] = relu && !(v > 0.0f) ? 0.0f : v;
+            }
+          }
+      };
+    } else {
+      // The column matrix col[K, ld], its rows padded to whole 16-column tiles with zeros; the
+      // dense form of a 1x1 stride-1 unpadded conv reads x[n] itself.
+      const bool direct =
+          !weight.is_compressed() && KH == 1 && KW == 1 && stride == 1 && padding == 0;
+      const int64_t ld = kernels::padded_columns(P);
+      run_image = [&, direct, ld](int64_t n, bool threads) {
+        const float* src = x.data() + n * in_image;
+        float* col = direct ? nullptr : workspace(0, K * ld);
+        if (!direct) {
+          kernels::im2col(src, g, col, ld);
+          for (int64_t k = 0; k < K; ++k) std::fill(col + k * ld + P, col + (k + 1) * ld, 0.0f);
+        }
+        kernels::Epilogue e{bias.data(),
+                            residual.defined() ? residual.data() + n * out_image : nullptr, P, relu};
+        weight.apply(direct ? src : col, direct ? P : ld, P, y.data() + n * out_image, P, e,
+                     threads);
+      };
+    }
     if (N >= omp_get_max_threads() && N > 1) {
 #pragma omp parallel for schedule(static)
-      for (int64_t n = 0; n < N; ++n) run_image(n, column_workspace(pointwise ? 0 : K * P), false);
+      for (int64_t n = 0; n < N; ++n) run_image(n, false);
     } else {
-      float* col = column_workspace(pointwise ? 0 : K * P);
-      for (int64_t n = 0; n < N; ++n) run_image(n, col, true);
+      for (int64_t n = 0; n < N; ++n) run_image(n, true);
     }
     return y;
   }
@@ -154,10 +228,12 @@ struct LinearLayer {
           to_string(x.shape()));
     const int64_t N = x.size(0);
     // Both forms compute yT[O, N] = W * xT[K, N], then transpose back.
-    std::vector<float> xT(size_t(K * N)), yT(size_t(O * N));
+    // xT's rows are padded to whole 16-column tiles with zeros (kernels/ternary.hpp).
+    const int64_t ld = kernels::padded_columns(N);
+    std::vector<float> xT(size_t(K * ld), 0.0f), yT(size_t(O * N));
     for (int64_t n = 0; n < N; ++n)
-      for (int64_t k = 0; k < K; ++k) xT[size_t(k * N + n)] = x.data()[n * K + k];
-    weight.apply(xT.data(), N, N, yT.data(), N, kernels::Epilogue{bias.data(), nullptr, 0, relu},
+      for (int64_t k = 0; k < K; ++k) xT[size_t(k * ld + n)] = x.data()[n * K + k];
+    weight.apply(xT.data(), ld, N, yT.data(), N, kernels::Epilogue{bias.data(), nullptr, 0, relu},
                  true);
     Tensor<float> y = Tensor<float>::empty({N, O});
     for (int64_t o = 0; o < O; ++o)

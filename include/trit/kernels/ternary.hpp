@@ -14,10 +14,11 @@
 // one multiplication per output. A ternary row is one term (m = a); a power-of-two row one
 // term per exponent (scaled accumulation). Exact in float up to the order of the additions.
 //
-// The product runs on col[K, P] (row stride ldc), the column matrix of kernels/im2col.hpp or
-// the inputs of a linear layer transposed, and writes out[O, P] (row stride ldo) through an
+// The product runs on a column matrix col[K, P] whose rows are found through a table of
+// offsets (the column matrix of kernels/im2col.hpp, the inputs of a linear layer transposed,
+// or shifted views of a zero-padded image, which spares the im2col copy), and writes out[O, P] (row stride ldo) through an
 // Epilogue: out = relu?( W * col + bias[o] + residual[o, p] ). Columns are processed in
-// tiles of 64 / 16 / 1 held in registers (GCC vector types: AVX-512 zmm with -march=native,
+// tiles of 64 or 16 held in registers (GCC vector types: AVX-512 zmm with -march=native,
 // narrower SIMD otherwise), two independent partial sums per tile to hide the add latency.
 // Plain functions; single-threaded (callers split rows or images over threads).
 #include <algorithm>
@@ -123,84 +124,105 @@ inline f32x16 load16(const float* p) {
 }
 inline void store16(float* p, f32x16 v) { std::memcpy(p, &v, sizeof v); }
 
-// One row o over V*16 columns starting at col / out (already offset to the tile).
+// Row o over the V*16 columns of one tile (col, out and the residual offset to the tile's
+// first column p0). Only the first `valid` columns are stored (a tail tile; its other columns
+// are read from col but their results dropped).
 template <int V>
-inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col, int64_t ldc,
-                              float* out, const Epilogue& e, int64_t p0) {
+inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col,
+                              const int32_t* rows, float* out, const Epilogue& e, int64_t p0,
+                              int64_t valid) {
   f32x16 total[V];
   const float b = e.bias ? e.bias[o] : 0.0f;
   for (int v = 0; v < V; ++v) total[v] = f32x16{} + b;
   const uint16_t* index = w.index.data();
+  constexpr int U = 8 / V;  // independent partial sums: 8 vector chains hide the add latency
   for (uint32_t t = w.row_terms[o]; t < w.row_terms[o + 1]; ++t) {
-    f32x16 s0[V], s1[V];  // two independent partial sums (the add latency)
-    for (int v = 0; v < V; ++v) s0[v] = s1[v] = f32x16{};
+    f32x16 s[U][V];
+    for (int u = 0; u < U; ++u)
+      for (int v = 0; v < V; ++v) s[u][v] = f32x16{};
     uint32_t i = w.first[t];
     const uint32_t mid = w.split[t], end = w.first[t + 1];
-    for (; i + 1 < mid; i += 2) {  // + m
-      const float* r0 = col + index[i] * ldc;
-      const float* r1 = col + index[i + 1] * ldc;
-      for (int v = 0; v < V; ++v) s0[v] += load16(r0 + 16 * v);
-      for (int v = 0; v < V; ++v) s1[v] += load16(r1 + 16 * v);
+    for (; i + U <= mid; i += U)  // + m, U columns at a time
+      for (int u = 0; u < U; ++u) {
+        const float* r = col + rows[index[i + u]];
+        for (int v = 0; v < V; ++v) s[u][v] += load16(r + 16 * v);
+      }
+    for (; i < mid; ++i) {
+      const float* r = col + rows[index[i]];
+      for (int v = 0; v < V; ++v) s[0][v] += load16(r + 16 * v);
     }
-    if (i < mid) {
-      const float* r0 = col + index[i] * ldc;
-      for (int v = 0; v < V; ++v) s0[v] += load16(r0 + 16 * v);
-      ++i;
+    for (; i + U <= end; i += U)  // - m
+      for (int u = 0; u < U; ++u) {
+        const float* r = col + rows[index[i + u]];
+        for (int v = 0; v < V; ++v) s[u][v] -= load16(r + 16 * v);
+      }
+    for (; i < end; ++i) {
+      const float* r = col + rows[index[i]];
+      for (int v = 0; v < V; ++v) s[0][v] -= load16(r + 16 * v);
     }
-    for (; i + 1 < end; i += 2) {  // - m
-      const float* r0 = col + index[i] * ldc;
-      const float* r1 = col + index[i + 1] * ldc;
-      for (int v = 0; v < V; ++v) s0[v] -= load16(r0 + 16 * v);
-      for (int v = 0; v < V; ++v) s1[v] -= load16(r1 + 16 * v);
-    }
-    if (i < end) {
-      const float* r0 = col + index[i] * ldc;
-      for (int v = 0; v < V; ++v) s0[v] -= load16(r0 + 16 * v);
-    }
+    for (int u = 1; u < U; ++u)
+      for (int v = 0; v < V; ++v) s[0][v] += s[u][v];
     const float m = w.magnitude[t];
-    for (int v = 0; v < V; ++v) total[v] += m * (s0[v] + s1[v]);
+    for (int v = 0; v < V; ++v) total[v] += m * s[0][v];
   }
-  if (e.residual) {
-    const float* r = e.residual + o * e.ld_residual + p0;
-    for (int v = 0; v < V; ++v) total[v] += load16(r + 16 * v);
+  const float* res = e.residual ? e.residual + o * e.ld_residual + p0 : nullptr;
+  if (valid == 16 * V) {
+    if (res)
+      for (int v = 0; v < V; ++v) total[v] += load16(res + 16 * v);
+    if (e.relu)
+      for (int v = 0; v < V; ++v) total[v] = total[v] > 0.0f ? total[v] : 0.0f;
+    for (int v = 0; v < V; ++v) store16(out + 16 * v, total[v]);
+    return;
   }
-  if (e.relu)
-    for (int v = 0; v < V; ++v) total[v] = total[v] > 0.0f ? total[v] : 0.0f;
-  for (int v = 0; v < V; ++v) store16(out + 16 * v, total[v]);
-}
-
-// One row o, one column p (the tail of a tile sweep).
-inline void signed_terms_scalar(const SignedTerms& w, int64_t o, const float* col, int64_t ldc,
-                                float* out, const Epilogue& e, int64_t p) {
-  float total = e.bias ? e.bias[o] : 0.0f;
-  for (uint32_t t = w.row_terms[o]; t < w.row_terms[o + 1]; ++t) {
-    float s = 0;
-    uint32_t i = w.first[t];
-    for (; i < w.split[t]; ++i) s += col[w.index[i] * ldc];
-    for (; i < w.first[t + 1]; ++i) s -= col[w.index[i] * ldc];
-    total += w.magnitude[t] * s;
+  float tile[16 * V];
+  for (int v = 0; v < V; ++v) store16(tile + 16 * v, total[v]);
+  for (int64_t p = 0; p < valid; ++p) {
+    float y = tile[p] + (res ? res[p] : 0.0f);
+    out[p] = e.relu && !(y > 0.0f) ? 0.0f : y;
   }
-  if (e.residual) total += e.residual[o * e.ld_residual + p];
-  if (e.relu && !(total > 0.0f)) total = 0.0f;
-  *out = total;
 }
 
 #pragma GCC diagnostic pop
 
 }  // namespace detail
 
+// Columns a column matrix must have room for: P rounded up to a whole 16-column tile.
+inline int64_t padded_columns(int64_t P) { return (P + 15) / 16 * 16; }
+
+// The row offsets of a plain column matrix with row stride ld: rows[k] = k * ld.
+inline std::vector<int32_t> strided_rows(int64_t K, int64_t ld) {
+  check(K * ld < (int64_t(1) << 31), "strided_rows", "column matrix of ", K, " x ", ld,
+        " is too large for 32-bit offsets");
+  std::vector<int32_t> rows(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k) rows[size_t(k)] = int32_t(k * ld);
+  return rows;
+}
+
 // out[o, p] = epilogue((W * col)[o, p]) for rows o in [o_begin, o_end) and columns p in
-// [0, P). col [K, P] with row stride ldc >= P; out [O, P] with row stride ldo >= P.
+// [0, P), where row k of the column matrix starts at col + rows[k] (rows[k] = k * ldc for a
+// plain matrix, see strided_rows; other tables let W read shifted views of an image, as
+// infer::ConvLayer does). Each row must be readable up to padded_columns(P) with finite floats
+// past P (their results are dropped). out [O, P] with row stride ldo >= P (only [0, P) is
+// written). Tiles of 64 columns run over every row before the next tile, so a tile of col
+// (K x 64 floats) stays in cache while all rows read it.
 inline void signed_terms_gemm(const SignedTerms& w, int64_t o_begin, int64_t o_end,
-                              const float* col, int64_t ldc, int64_t P, float* out, int64_t ldo,
-                              const Epilogue& e = {}) {
-  for (int64_t o = o_begin; o < o_end; ++o) {
-    float* y = out + o * ldo;
-    int64_t p = 0;
-    for (; p + 64 <= P; p += 64) detail::signed_terms_tile<4>(w, o, col + p, ldc, y + p, e, p);
-    for (; p + 16 <= P; p += 16) detail::signed_terms_tile<1>(w, o, col + p, ldc, y + p, e, p);
-    for (; p < P; ++p) detail::signed_terms_scalar(w, o, col + p, ldc, y + p, e, p);
-  }
+                              const float* col, const int32_t* rows, int64_t P, float* out,
+                              int64_t ldo, const Epilogue& e = {}) {
+  // The widest tile whose K x width block of col fits in a 48 KiB L1 (64 columns up to K = 192).
+  const int64_t width = w.cols * 64 * 4 <= 48 * 1024 ? 64 : w.cols * 32 * 4 <= 48 * 1024 ? 32 : 16;
+  int64_t p = 0;
+  if (width == 64)
+    for (; p + 64 <= P; p += 64)
+      for (int64_t o = o_begin; o < o_end; ++o)
+        detail::signed_terms_tile<4>(w, o, col + p, rows, out + o * ldo + p, e, p, 64);
+  if (width >= 32)
+    for (; p + 32 <= P; p += 32)
+      for (int64_t o = o_begin; o < o_end; ++o)
+        detail::signed_terms_tile<2>(w, o, col + p, rows, out + o * ldo + p, e, p, 32);
+  for (; p < P; p += 16)
+    for (int64_t o = o_begin; o < o_end; ++o)
+      detail::signed_terms_tile<1>(w, o, col + p, rows, out + o * ldo + p, e, p,
+                                   std::min<int64_t>(16, P - p));
 }
 
 }  // namespace trit::kernels

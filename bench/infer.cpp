@@ -1,0 +1,215 @@
+// trit-bench-infer: inference speed of a compressed model against the same network in FP32.
+//
+//   trit-bench-infer --file model.trit [--threads N] [--reps R]
+//   trit-bench-infer --synthetic resnet20 [--sparsity 0.7] [--in-channels 1] [--size 28]
+//                    [--shortcut A] [--threads N] [--reps R]
+//
+// --synthetic builds the model in memory instead of reading a file: random weights, random
+// BatchNorm statistics, every conv and linear weight but the stem projected to ternary at
+// --sparsity with per-channel scales (quant::PTQ's default selection and projection), and the
+// codes read back with quant::encode.
+//
+// Three forms of the same network run on the same random images, in eval mode, no autograd:
+//   compressed  infer::Model, quantized weights as index lists (kernels/ternary.hpp), BN folded
+//   dense       infer::Model's dense twin: every weight expanded to FP32, BN folded, GEMM
+//   trit nn     the models:: module itself (eval, NoGradGuard): the trit network as trained
+// Each figure is images per second: batch over the median of R timed forwards (after 3
+// warm-ups), at batch 1 and 64. Also printed: weight bytes in memory of each form, the
+// process's peak resident memory, and the machine load. The last line is one JSON object.
+// Errors print "error: ..." on stderr with exit status 1 (2 for a usage error).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <trit/core.hpp>
+#include <trit/infer/compressed_model.hpp>
+#include <trit/models.hpp>
+#include <trit/quant/codes.hpp>
+#include <trit/quant/ternary.hpp>
+
+using namespace trit;
+
+namespace {
+
+struct Settings {
+  std::string file, synthetic;
+  double sparsity = 0.7;
+  int64_t in_channels = 1, size = 28, num_classes = 10;
+  std::string shortcut = "A";
+  int threads = 2, reps = 21;
+};
+
+// The process's peak resident set (VmHWM) in MiB; 0 if unreadable.
+double peak_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  return 0;
+}
+
+// The 1-minute load average, -1 if unreadable.
+double load_average() {
+  std::ifstream f("/proc/loadavg");
+  double l = -1;
+  f >> l;
+  return l;
+}
+
+// Median wall time in seconds of `reps` calls of step() after 3 untimed ones.
+template <class F>
+double median_seconds(int reps, F&& step) {
+  for (int i = 0; i < 3; ++i) step();
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    step();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// A synthetic ternary model (see the header comment).
+infer::ModelTensors synthetic_model(const Settings& s) {
+  models::ModelConfig config;
+  config.name = s.synthetic;
+  config.num_classes = s.num_classes;
+  config.in_channels = s.in_channels;
+  config.input_size = s.size;
+  config.shortcut = models::parse_shortcut(s.shortcut);
+  Generator gen(1);
+  auto model = models::make_model(config);
+  for (auto& [name, t] : model->state_dict()) {
+    Tensor<float> v = t;
+    auto ends = [&](const char* suffix) {
+      const std::string x = suffix;
+      return name.size() >= x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0;
+    };
+    if (ends("running_mean")) v.copy_from(Tensor<float>::uniform(v.shape(), -0.1f, 0.1f, gen));
+    if (ends("running_var")) v.copy_from(Tensor<float>::uniform(v.shape(), 0.5f, 1.5f, gen));
+  }
+  std::vector<quant::QuantizedTensor> quantized;
+  bool first = true;
+  for (auto& [name, w] : model->named_parameters()) {
+    if (w.dim() != 2 && w.dim() != 4) continue;  // conv and linear weights only
+    if (first && w.dim() == 4) {  // the stem stays FP32
+      first = false;
+      continue;
+    }
+    const int64_t groups = w.size(0);
+    auto mask = quant::magnitude_mask(w, groups, s.sparsity);
+    quant::project_ternary(w, mask, quant::least_squares_scales(w, mask, groups), w);
+    quantized.push_back(quant::encode(name, w, quant::Encoding::ternary, true, 3));
+  }
+  return infer::model_tensors(config, *model, quantized);
+}
+
+infer::ModelTensors load_tensors(const Settings& s) {
+  if (!s.synthetic.empty()) return synthetic_model(s);
+  throw Error("--file", "this build has no .trit reader yet; use --synthetic resnet20");
+}
+
+int run(const Settings& s) {
+  set_num_threads(s.threads);
+  const infer::ModelTensors tensors = load_tensors(s);
+  const models::ModelConfig& c = tensors.config;
+  infer::Model compressed(tensors, infer::WeightForm::compressed);
+  infer::Model dense(tensors, infer::WeightForm::dense);
+  auto module = models::make_model(c);
+  infer::load_expanded(*module, tensors);
+  module->eval();
+
+  int64_t quantized = 0, zeros = 0;
+  for (auto& [name, q] : tensors.quantized) {
+    quantized += q.numel();
+    zeros += std::llround(q.sparsity() * double(q.numel()));
+  }
+  std::printf("%s (num_classes=%lld, in_channels=%lld, %lldx%lld input), %d threads, load %.2f\n",
+              c.name.c_str(), (long long)c.num_classes, (long long)c.in_channels,
+              (long long)c.input_size, (long long)c.input_size, s.threads, load_average());
+  std::printf("quantized weights: %lld of %lld tensors, %lld values, sparsity %.3f\n",
+              (long long)tensors.quantized.size(),
+              (long long)(tensors.quantized.size() + tensors.fp32.size()), (long long)quantized,
+              quantized ? double(zeros) / double(quantized) : 0.0);
+  std::printf("weights in memory: compressed %.1f KiB, dense FP32 %.1f KiB (%.1fx smaller)\n",
+              compressed.weight_bytes() / 1024.0, dense.weight_bytes() / 1024.0,
+              double(dense.weight_bytes()) / double(compressed.weight_bytes()));
+
+  Generator gen(2);
+  double img_s[3][2];  // [compressed, dense, nn][batch 1, batch 64]
+  const int64_t batches[2] = {1, 64};
+  for (int b = 0; b < 2; ++b) {
+    const int64_t N = batches[b];
+    Tensor<float> x = Tensor<float>::randn({N, c.in_channels, c.input_size, c.input_size}, gen);
+    const int reps = N == 1 ? 5 * s.reps : s.reps;
+    img_s[0][b] = N / median_seconds(reps, [&] { compressed.forward(x); });
+    img_s[1][b] = N / median_seconds(reps, [&] { dense.forward(x); });
+    img_s[2][b] = N / median_seconds(reps, [&] {
+      NoGradGuard no_grad;
+      module->forward(x);
+    });
+  }
+  std::printf("\n%-34s %14s %14s\n", "images/s", "batch 1", "batch 64");
+  const char* names[3] = {"compressed (index lists)", "dense FP32 (BN folded, GEMM)",
+                          "trit nn module (eval)"};
+  for (int f = 0; f < 3; ++f)
+    std::printf("%-34s %14.1f %14.1f\n", names[f], img_s[f][0], img_s[f][1]);
+  std::printf("%-34s %13.2fx %13.2fx\n", "compressed / dense FP32", img_s[0][0] / img_s[1][0],
+              img_s[0][1] / img_s[1][1]);
+  std::printf("%-34s %13.2fx %13.2fx\n", "compressed / trit nn module", img_s[0][0] / img_s[2][0],
+              img_s[0][1] / img_s[2][1]);
+  const double rss = peak_rss_mb();
+  std::printf("peak RSS %.1f MiB (all three forms loaded), load %.2f\n\n", rss, load_average());
+  std::printf(
+      "{\"model\": \"%s\", \"threads\": %d, \"batch1_compressed_img_s\": %.1f, "
+      "\"batch1_dense_img_s\": %.1f, \"batch64_compressed_img_s\": %.1f, "
+      "\"batch64_dense_img_s\": %.1f, \"batch1_nn_img_s\": %.1f, \"batch64_nn_img_s\": %.1f, "
+      "\"compressed_weight_bytes\": %lld, \"dense_weight_bytes\": %lld, \"peak_rss_mb\": %.1f}\n",
+      c.name.c_str(), s.threads, img_s[0][0], img_s[1][0], img_s[0][1], img_s[1][1], img_s[2][0],
+      img_s[2][1], (long long)compressed.weight_bytes(), (long long)dense.weight_bytes(), rss);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings s;
+  CLI::App app{"trit-bench-infer: images/s of a compressed model vs the same network in FP32"};
+  auto* file = app.add_option("--file", s.file, "a .trit file")->check(CLI::ExistingFile);
+  auto* synth = app.add_option("--synthetic", s.synthetic, "build a ternary model in memory: resnet20, resnet32, resnet56, lenet")
+                    ->check(CLI::IsMember({"resnet20", "resnet32", "resnet56", "lenet"}));
+  file->excludes(synth);
+  app.add_option("--sparsity", s.sparsity, "synthetic: share of zero weights")
+      ->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  app.add_option("--in-channels", s.in_channels, "synthetic: input channels")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--size", s.size, "synthetic: input height = width")
+      ->check(CLI::Range(12, 512))->capture_default_str();
+  app.add_option("--shortcut", s.shortcut, "synthetic resnet: shortcut option A or B")
+      ->check(CLI::IsMember({"A", "B", "a", "b"}))->capture_default_str();
+  app.add_option("--threads", s.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--reps", s.reps, "timed forwards per figure (x5 at batch 1)")
+      ->check(CLI::Range(3, 10000))->capture_default_str();
+  try {
+    app.parse(argc, argv);
+    if (s.file.empty() && s.synthetic.empty())
+      throw CLI::RequiredError("--file or --synthetic");
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s\n(run with --help for the flags)\n", e.what());
+    return 2;
+  }
+  try {
+    return run(s);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
