@@ -13,11 +13,15 @@
 // weight / bias may be undefined Tensor<T>() (affine = false: scale 1, shift 0). The running
 // stats may be undefined in training (track_running_stats = false).
 //
-// Loops run per channel (in parallel over C) over the N contiguous H*W planes of that channel.
+// Loops run per channel (in parallel over C) over the N contiguous H*W planes of that channel,
+// so the channel's data stays in L2 across the statistics and output passes. Each plane is
+// reduced with Eigen's vectorised sum (in T), the planes' sums added in double.
 #include <cmath>
 #include <cstdint>
 #include <utility>
 #include <vector>
+
+#include <Eigen/Core>
 
 #include "trit/autograd/function.hpp"
 #include "trit/core/tensor.hpp"
@@ -25,6 +29,10 @@
 namespace trit {
 
 namespace detail {
+
+// One contiguous H*W plane as an Eigen array (vectorised reductions).
+template <class T>
+using ConstPlaneOf = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 // Calls f(plane pointer) for the N contiguous planes of channel c (plane length hw).
 template <class T, class F>
@@ -39,6 +47,7 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
                      Tensor<T> running_mean, Tensor<T> running_var, bool training,
                      double momentum = 0.1, double eps = 1e-5) {
   const char* op = "batch_norm";
+  using ConstPlane = detail::ConstPlaneOf<T>;
   check(x.dim() == 4 || x.dim() == 2, op, "input must be (N, C, H, W) or (N, C), got shape ",
         to_string(x.shape()));
   const int64_t N = x.size(0), C = x.size(1), hw = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
@@ -63,15 +72,16 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   for (int64_t c = 0; c < C; ++c) {
     double mu, var;
     if (training) {  // two passes: the mean, then the mean squared deviation (stable)
+      // per plane in float with Eigen's vectorised reductions, across planes in double; the
+      // channel's N planes stay in L2 for the second pass and the output pass
       double sum = 0, sq = 0;
       detail::for_channel_planes(xd, N, C, hw, c, [&](const T* p) {
-#pragma omp simd reduction(+ : sum)
-        for (int64_t i = 0; i < hw; ++i) sum += p[i];
+        sum += double(ConstPlane(p, hw).sum());
       });
       mu = sum / double(M);
+      const T mu_t = T(mu);
       detail::for_channel_planes(xd, N, C, hw, c, [&](const T* p) {
-#pragma omp simd reduction(+ : sq)
-        for (int64_t i = 0; i < hw; ++i) sq += (p[i] - mu) * (p[i] - mu);
+        sq += double((ConstPlane(p, hw) - mu_t).square().sum());
       });
       var = sq / double(M);
       if (running_mean.defined()) {
@@ -120,13 +130,9 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
           // sum_g = sum of gy, sum_gx = sum of gy * (x - mean), over the channel
           double sum_g = 0, sum_gx = 0;
           for (int64_t n = 0; n < N; ++n) {
-            const T* xp = xd + (n * C + c) * hw;
-            const T* gp = g + (n * C + c) * hw;
-#pragma omp simd reduction(+ : sum_g, sum_gx)
-            for (int64_t i = 0; i < hw; ++i) {
-              sum_g += gp[i];
-              sum_gx += gp[i] * (xp[i] - mu);
-            }
+            const ConstPlane xp(xd + (n * C + c) * hw, hw), gp(g + (n * C + c) * hw, hw);
+            sum_g += double(gp.sum());
+            sum_gx += double((gp * (xp - mu)).sum());
           }
           if (need_b) gb.data()[c] = T(sum_g);
           if (need_w) gw.data()[c] = T(sum_gx * is);  // sum of gy * xhat
