@@ -16,6 +16,8 @@
 // Each figure is images per second: batch over the median of R timed forwards (after 3
 // warm-ups), at batch 1 and 64. Also printed: weight bytes in memory of each form, the
 // process's peak resident memory, and the machine load. The last line is one JSON object.
+// With --file the .trit file is read once (io::read_compressed) and all three forms are built
+// from it; trit nn is io::make_dense_model.
 // Errors print "error: ..." on stderr with exit status 1 (2 for a usage error).
 #include <algorithm>
 #include <chrono>
@@ -28,6 +30,7 @@
 #include <CLI/CLI.hpp>
 #include <trit/core.hpp>
 #include <trit/infer/compressed_model.hpp>
+#include <trit/io/trit_format.hpp>
 #include <trit/models.hpp>
 #include <trit/quant/codes.hpp>
 #include <trit/quant/ternary.hpp>
@@ -76,7 +79,7 @@ double median_seconds(int reps, F&& step) {
 }
 
 // A synthetic ternary model (see the header comment).
-infer::ModelTensors synthetic_model(const Settings& s) {
+io::CompressedModel synthetic_model(const Settings& s) {
   models::ModelConfig config;
   config.name = s.synthetic;
   config.num_classes = s.num_classes;
@@ -107,35 +110,34 @@ infer::ModelTensors synthetic_model(const Settings& s) {
     quant::project_ternary(w, mask, quant::least_squares_scales(w, mask, groups), w);
     quantized.push_back(quant::encode(name, w, quant::Encoding::ternary, true, 3));
   }
-  return infer::model_tensors(config, *model, quantized);
+  return io::compress(config, model->state_dict(), quantized);
 }
 
-infer::ModelTensors load_tensors(const Settings& s) {
-  if (!s.synthetic.empty()) return synthetic_model(s);
-  throw Error("--file", "this build has no .trit reader yet; use --synthetic resnet20");
+io::CompressedModel load_model(const Settings& s) {
+  return s.synthetic.empty() ? io::read_compressed(s.file) : synthetic_model(s);
 }
 
 int run(const Settings& s) {
   set_num_threads(s.threads);
-  const infer::ModelTensors tensors = load_tensors(s);
-  const models::ModelConfig& c = tensors.config;
-  infer::Model compressed(tensors, infer::WeightForm::compressed);
-  infer::Model dense(tensors, infer::WeightForm::dense);
-  auto module = models::make_model(c);
-  infer::load_expanded(*module, tensors);
+  const io::CompressedModel file = load_model(s);
+  const models::ModelConfig& c = file.config;
+  infer::Model compressed(file, infer::WeightForm::compressed);
+  infer::Model dense(file, infer::WeightForm::dense);
+  auto module = io::make_dense_model(file);
   module->eval();
 
-  int64_t quantized = 0, zeros = 0;
-  for (auto& [name, q] : tensors.quantized) {
-    quantized += q.numel();
-    zeros += std::llround(q.sparsity() * double(q.numel()));
+  int64_t quantized = 0, zeros = 0, quantized_tensors = 0;
+  for (const auto& t : file.tensors) {
+    if (!t.is_quantized()) continue;
+    ++quantized_tensors;
+    quantized += t.numel();
+    zeros += std::llround(t.sparsity() * double(t.numel()));
   }
   std::printf("%s (num_classes=%lld, in_channels=%lld, %lldx%lld input), %d threads, load %.2f\n",
               c.name.c_str(), (long long)c.num_classes, (long long)c.in_channels,
               (long long)c.input_size, (long long)c.input_size, s.threads, load_average());
   std::printf("quantized weights: %lld of %lld tensors, %lld values, sparsity %.3f\n",
-              (long long)tensors.quantized.size(),
-              (long long)(tensors.quantized.size() + tensors.fp32.size()), (long long)quantized,
+              (long long)quantized_tensors, (long long)file.tensors.size(), (long long)quantized,
               quantized ? double(zeros) / double(quantized) : 0.0);
   std::printf("weights in memory: compressed %.1f KiB, dense FP32 %.1f KiB (%.1fx smaller)\n",
               compressed.weight_bytes() / 1024.0, dense.weight_bytes() / 1024.0,

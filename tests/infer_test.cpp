@@ -6,6 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <unistd.h>
 #include <vector>
 
 #include <trit/infer/compressed_model.hpp>
@@ -240,9 +245,9 @@ TEST_CASE("compressed ResNet-20 gives the dense eval model's logits (options A a
       NoGradGuard no_grad;
       ref = model->forward(x);
     }
-    const auto tensors = infer::model_tensors(config, *model, quantized);
-    infer::Model compressed(tensors, infer::WeightForm::compressed);
-    infer::Model dense(tensors, infer::WeightForm::dense);
+    const io::CompressedModel file = io::compress(config, model->state_dict(), quantized);
+    infer::Model compressed(file, infer::WeightForm::compressed);
+    infer::Model dense(file, infer::WeightForm::dense);
     for (const infer::Model* m : {&compressed, &dense}) {
       Tensor<float> y = m->forward(x);
       CHECK(relative_error(y, ref) < 1e-4);
@@ -274,26 +279,57 @@ TEST_CASE("compressed LeNet gives the dense model's logits") {
     model->eval();
     ref = model->forward(x);
   }
-  infer::Model compressed(infer::model_tensors(config, *model, quantized));
+  const io::CompressedModel file = io::compress(config, model->state_dict(), quantized);
+  infer::Model compressed(file);
   CHECK(relative_error(compressed.forward(x), ref) < 1e-4);
-  CHECK(compressed.weight_bytes() * 5 < infer::Model(infer::model_tensors(config, *model, quantized),
-                                                     infer::WeightForm::dense).weight_bytes());
+  CHECK(compressed.weight_bytes() * 5 < infer::Model(file, infer::WeightForm::dense).weight_bytes());
 }
 
 TEST_CASE("inference model: clear errors for what it cannot run") {
   Generator gen(23);
   auto model = models::resnet20<float>(10, 1, models::CifarShortcut::A, gen);
   models::ModelConfig config{.name = "resnet20", .in_channels = 1};
-  auto t = infer::model_tensors(config, *model, {});
+  auto t = io::compress(config, model->state_dict(), {});
   infer::Model ok(t);
   CHECK_THROWS_AS(ok.forward(Tensor<float>::zeros({1, 3, 28, 28})), Error);  // wrong channels
   auto missing = t;
-  missing.fp32.erase("layer2.0.bn1.running_var");
+  std::erase_if(missing.tensors, [](const io::CompressedTensor& x) {
+    return x.name == "layer2.0.bn1.running_var";
+  });
   CHECK_THROWS_AS(infer::Model{missing}, Error);
   auto wrong = t;
-  wrong.fp32["fc.weight"] = Tensor<float>::zeros({10, 32});
+  for (auto& x : wrong.tensors)
+    if (x.name == "fc.weight") x.dense = Tensor<float>::zeros({10, 32});
   CHECK_THROWS_AS(infer::Model{wrong}, Error);
   auto other = t;
   other.config.name = "mobilenet_v2";
   CHECK_THROWS_AS(infer::Model{other}, Error);
+  CHECK_THROWS_AS(infer::load_compressed("/nonexistent/model.trit"), Error);
+}
+
+TEST_CASE("load_compressed: a .trit file runs on the compressed kernels") {
+  Generator gen(29);
+  models::ModelConfig config{.name = "resnet20", .num_classes = 10, .in_channels = 1,
+                             .input_size = 28};
+  auto model = models::resnet20<float>(10, 1, models::CifarShortcut::A, gen);
+  randomise_batch_norms(*model, gen);
+  auto quantized = ternarize(*model, 0.8, inner_convs);
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("infer_test_" + std::to_string(::getpid()) + ".trit")).string();
+  io::save_compressed(path, config, model->state_dict(), quantized);
+  infer::Model m = infer::load_compressed(path);
+  std::remove(path.c_str());
+  model->eval();
+  Tensor<float> x = Tensor<float>::randn({2, 1, 28, 28}, gen), ref;
+  {
+    NoGradGuard no_grad;
+    ref = model->forward(x);
+  }
+  CHECK(relative_error(m.forward(x), ref) < 1e-4);
+  CHECK(m.form() == infer::WeightForm::compressed);
+  CHECK(m.compressed_weights() == [&] {
+    int64_t n = 0;
+    for (auto& q : quantized) n += q.numel();
+    return n;
+  }());
 }

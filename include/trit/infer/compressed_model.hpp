@@ -2,12 +2,14 @@
 // infer::Model: a network rebuilt for inference from its architecture and tensors (what a
 // .trit file holds), with its quantized weights kept compressed in memory.
 //
-//   ModelTensors   the in-memory description: models::ModelConfig plus every state_dict
-//                  tensor, each either FP32 or a quant::QuantizedTensor (codes + codebooks)
-//   Model(t, WeightForm::compressed)   quantized conv / linear weights become index lists
+//   io::CompressedModel   what a .trit file holds (io/trit_format.hpp): models::ModelConfig
+//                  plus every state_dict tensor, each FP32 or a quant::QuantizedTensor (codes
+//                  and codebooks); io::compress() makes one from a model in memory
+//   load_compressed(path)              reads a .trit file into a runnable compressed Model
+//   Model(m, WeightForm::compressed)   quantized conv / linear weights become index lists
 //                  (kernels/ternary.hpp), run without multiplications by the weights; FP32
 //                  weights (a stem or classifier kept full precision) run on kernels::gemm
-//   Model(t, WeightForm::dense)        the same network with every weight expanded to FP32,
+//   Model(m, WeightForm::dense)        the same network with every weight expanded to FP32,
 //                  on kernels::gemm: the dense twin to compare speed and outputs against
 //
 // Every BatchNorm is folded into the conv before it at build time (fold_bn.hpp), so a
@@ -26,6 +28,7 @@
 #include "trit/core/tensor.hpp"
 #include "trit/infer/fold_bn.hpp"
 #include "trit/infer/layers.hpp"
+#include "trit/io/trit_format.hpp"
 #include "trit/kernels/pool.hpp"
 #include "trit/kernels/ternary.hpp"
 #include "trit/models/registry.hpp"
@@ -35,47 +38,11 @@
 
 namespace trit::infer {
 
-// A model as stored: its architecture and its state_dict, each tensor either FP32 or codes.
-struct ModelTensors {
-  models::ModelConfig config;
-  std::map<std::string, Tensor<float>> fp32;
-  std::map<std::string, quant::QuantizedTensor> quantized;
-};
-
-// The tensors of `model` (built from `config`): its state_dict in FP32, except the tensors
-// named in `quantized`, which are taken as codes instead.
-inline ModelTensors model_tensors(const models::ModelConfig& config,
-                                  const nn::Module<float>& model,
-                                  const std::vector<quant::QuantizedTensor>& quantized) {
-  ModelTensors t;
-  t.config = config;
-  for (const auto& q : quantized) t.quantized[q.name] = q;
-  for (auto& [name, tensor] : model.state_dict())
-    if (!t.quantized.count(name)) t.fp32[name] = tensor.detach();
-  return t;
-}
-
-// Writes the tensors into `model` (built from t.config) as the network computes with them:
-// FP32 tensors copied, quantized ones expanded from their codes. Every state_dict entry of
-// the model must be present with its shape; this is "the quantized network" to compare with.
-inline void load_expanded(nn::Module<float>& model, const ModelTensors& t) {
-  for (auto& [name, dst] : model.state_dict()) {
-    Tensor<float> src;
-    if (auto q = t.quantized.find(name); q != t.quantized.end()) src = q->second.expand();
-    else if (auto f = t.fp32.find(name); f != t.fp32.end()) src = f->second;
-    check(src.defined(), "infer::load_expanded", t.config.name, ": tensor '", name, "' is missing");
-    check(src.shape() == dst.shape(), "infer::load_expanded", "'", name, "' is ",
-          to_string(src.shape()), ", the model expects ", to_string(dst.shape()));
-    Tensor<float> d = dst;
-    d.copy_from(src);
-  }
-}
-
 class Model {
  public:
-  explicit Model(const ModelTensors& t, WeightForm form = WeightForm::compressed)
-      : config_(t.config), form_(form) {
-    Source s{t, form};
+  explicit Model(const io::CompressedModel& m, WeightForm form = WeightForm::compressed)
+      : config_(m.config), form_(form) {
+    Source s{m, form};
     const std::string& name = config_.name;
     if (name == "lenet") {
       build_lenet(s);
@@ -125,16 +92,21 @@ class Model {
     int64_t out_channels = 0, stride = 1;
   };
 
-  // Reads layers out of ModelTensors by state_dict name.
+  // Reads layers out of the compressed model by state_dict name.
   struct Source {
-    const ModelTensors& t;
+    const io::CompressedModel& m;
     WeightForm form;
 
+    const io::CompressedTensor& find(const std::string& name) const {
+      const io::CompressedTensor* t = m.find(name);
+      check(t != nullptr, "infer::Model", m.config.name, ": tensor '", name, "' is missing");
+      return *t;
+    }
     const Tensor<float>& fp32(const std::string& name) const {
-      auto it = t.fp32.find(name);
-      check(it != t.fp32.end(), "infer::Model", t.config.name, ": tensor '", name,
-            "' is missing", t.quantized.count(name) ? " (it is quantized, expected FP32)" : "");
-      return it->second;
+      const io::CompressedTensor& t = find(name);
+      check(!t.is_quantized(), "infer::Model", m.config.name, ": tensor '", name,
+            "' is quantized, expected FP32");
+      return t.dense;
     }
     ChannelAffine bn(const std::string& prefix) const {
       return bn_affine(fp32(prefix + ".weight"), fp32(prefix + ".bias"),
@@ -144,20 +116,18 @@ class Model {
     MatrixWeights matrix(const std::string& name, const Shape& shape,
                          const ChannelAffine* bn) const {
       const int64_t O = shape[0], K = numel_of(shape) / O;
-      if (auto it = t.quantized.find(name); it != t.quantized.end()) {
-        check(it->second.shape == shape, "infer::Model", t.config.name, ": '", name, "' is ",
-              to_string(it->second.shape), ", expected ", to_string(shape));
-        const quant::QuantizedTensor q = bn ? fold_codebooks(it->second, *bn) : it->second;
+      const io::CompressedTensor& t = find(name);
+      check(t.shape() == shape, "infer::Model", m.config.name, ": '", name, "' is ",
+            to_string(t.shape()), ", expected ", to_string(shape));
+      if (t.is_quantized()) {
+        const quant::QuantizedTensor q = bn ? fold_codebooks(t.quantized, *bn) : t.quantized;
         check(q.numel() == O * K && !q.codebooks.empty(), "infer::Model", "'", name,
               "' holds ", q.numel(), " codes for shape ", to_string(shape));
         if (form == WeightForm::compressed)
           return MatrixWeights::compressed(kernels::pack_signed_terms(O, K, q.codes.data(), q.codebooks));
         return MatrixWeights::dense(O, K, q.expand().to_vector());
       }
-      const Tensor<float>& w = fp32(name);
-      check(w.shape() == shape, "infer::Model", t.config.name, ": '", name, "' is ",
-            to_string(w.shape()), ", expected ", to_string(shape));
-      return MatrixWeights::dense(O, K, (bn ? fold_weight(w, *bn) : w).to_vector());
+      return MatrixWeights::dense(O, K, (bn ? fold_weight(t.dense, *bn) : t.dense).to_vector());
     }
     // A conv named `prefix` (weight, optional bias) followed by BatchNorm `bn_prefix` ("" for none).
     ConvLayer conv(const std::string& prefix, const std::string& bn_prefix, int64_t C, int64_t O,
@@ -273,5 +243,11 @@ class Model {
   ConvLayer conv2_;           // lenet
   LinearLayer fc_, fc2_;      // resnet: fc; lenet: fc1, fc2
 };
+
+// Reads the .trit file at `path` (io::read_compressed: trit::Error naming the file when it is
+// truncated, corrupt or of another version) and builds its network in `form`.
+inline Model load_compressed(const std::string& path, WeightForm form = WeightForm::compressed) {
+  return Model(io::read_compressed(path), form);
+}
 
 }  // namespace trit::infer
