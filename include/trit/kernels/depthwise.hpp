@@ -8,8 +8,8 @@
 //   y[N, C, OH, OW] with the geometry of ConvGeometry (g.C = C).
 //
 // Two loop forms:
-// - Fast path (3x3 filters, stride 1, padding <= 2*dilation: MobileNetV2's depthwise layers
-//   except the stride-2 ones): the plane is first copied into a zero-bordered scratch plane
+// - Fast path (3x3 filters, stride 1, padding <= 2*dilation: MobileNetV2's depthwise layers;
+//   the forward also at stride 2): the plane is first copied into a zero-bordered scratch plane
 //   (per thread, in L1/L2), so every output pixel reads all 9 taps with no bounds tests; the
 //   loop over output columns ow is vectorised with the 9 products summed in registers and
 //   one store per output. The input gradient is the same loop on the padded output gradient
@@ -62,30 +62,36 @@ void pad_plane(const T* __restrict in, int64_t H, int64_t W, int64_t p, T* __res
   std::fill(pad + (p + H) * PW, pad + (H + 2 * p) * PW, T(0));
 }
 
-// out[OH x OW] = b + sum over the 3x3 taps of f[kh*3 + kw] * pad[oh + kh*d][ow + kw*d], pad
-// a zero-bordered plane of row length PW.
-template <class T>
+// The forward sweep's fast path also takes stride 2 (MobileNetV2's downsampling layers).
+inline bool depthwise_fast_forward(const ConvGeometry& g) {
+  return g.KH == 3 && g.KW == 3 && (g.stride == 1 || g.stride == 2);
+}
+
+// out[OH x OW] = b + sum over the 3x3 taps of f[kh*3 + kw] * pad[oh*S + kh*d][ow*S + kw*d],
+// pad a zero-bordered plane of row length PW, S the stride (1 or 2).
+template <int S, class T>
 void conv3x3_plane(const T* __restrict pad, int64_t PW, const T* f, int64_t d, T b,
                    T* __restrict out, int64_t OH, int64_t OW) {
   const T f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3], f4 = f[4], f5 = f[5], f6 = f[6],
           f7 = f[7], f8 = f[8];
   for (int64_t oh = 0; oh < OH; ++oh) {
-    const T* r0 = pad + oh * PW;
+    const T* r0 = pad + oh * S * PW;
     const T* r1 = r0 + d * PW;
     const T* r2 = r1 + d * PW;
     T* o = out + oh * OW;
 #pragma omp simd
     for (int64_t ow = 0; ow < OW; ++ow) {
+      const int64_t i = ow * S;
       T s = b;
-      s += f0 * r0[ow];
-      s += f1 * r0[ow + d];
-      s += f2 * r0[ow + 2 * d];
-      s += f3 * r1[ow];
-      s += f4 * r1[ow + d];
-      s += f5 * r1[ow + 2 * d];
-      s += f6 * r2[ow];
-      s += f7 * r2[ow + d];
-      s += f8 * r2[ow + 2 * d];
+      s += f0 * r0[i];
+      s += f1 * r0[i + d];
+      s += f2 * r0[i + 2 * d];
+      s += f3 * r1[i];
+      s += f4 * r1[i + d];
+      s += f5 * r1[i + 2 * d];
+      s += f6 * r2[i];
+      s += f7 * r2[i + d];
+      s += f8 * r2[i + 2 * d];
       o[ow] = s;
     }
   }
@@ -98,15 +104,18 @@ template <class T>
 void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const ConvGeometry& g,
                        T* y) {
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
-  if (detail::depthwise_fast(g)) {
+  if (detail::depthwise_fast_forward(g)) {
     const int64_t p = g.padding, PW = g.W + 2 * p;
 #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < N * C; ++nc) {
       const int64_t c = nc % C;
       T* pad = detail::depthwise_scratch<T>((g.H + 2 * p) * PW);
       detail::pad_plane(x + nc * g.H * g.W, g.H, g.W, p, pad);
-      detail::conv3x3_plane(pad, PW, w + c * 9, g.dilation, bias ? bias[c] : T(0),
-                            y + nc * OH * OW, OH, OW);
+      const T b = bias ? bias[c] : T(0);
+      if (s == 1)
+        detail::conv3x3_plane<1>(pad, PW, w + c * 9, g.dilation, b, y + nc * OH * OW, OH, OW);
+      else
+        detail::conv3x3_plane<2>(pad, PW, w + c * 9, g.dilation, b, y + nc * OH * OW, OH, OW);
     }
     return;
   }
@@ -155,7 +164,7 @@ void depthwise_backward_input(const T* gy, const T* w, int64_t N, const ConvGeom
       const T flipped[9] = {f[8], f[7], f[6], f[5], f[4], f[3], f[2], f[1], f[0]};
       T* pad = detail::depthwise_scratch<T>((OH + 2 * q) * PW);
       detail::pad_plane(gy + nc * OH * OW, OH, OW, q, pad);
-      detail::conv3x3_plane(pad, PW, flipped, g.dilation, T(0), gx + nc * g.H * g.W, g.H, g.W);
+      detail::conv3x3_plane<1>(pad, PW, flipped, g.dilation, T(0), gx + nc * g.H * g.W, g.H, g.W);
     }
     return;
   }
