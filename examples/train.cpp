@@ -64,6 +64,13 @@ struct Settings {
   bool per_channel = false;      // ptq: one scale per output channel
 };
 
+// What a run trains: the model (and the arguments that rebuild it) and its data.
+struct Job {
+  models::ModelConfig config;
+  std::shared_ptr<nn::Module<float>> model;
+  data::Dataset train_set, test_set;
+};
+
 // The sparsity schedule the flags describe.
 quant::SparsitySchedule schedule_from(const Settings& s) {
   quant::SparsitySchedule schedule;
@@ -167,8 +174,10 @@ int64_t resume_from(const std::string& path, nn::Module<float>& model, Optimizer
 }
 
 template <class Optimizer>
-int train(const Settings& s, Optimizer& optimizer, nn::Module<float>& model,
-          const data::Dataset& train_set, const data::Dataset& test_set) {
+int train(const Settings& s, Optimizer& optimizer, const Job& job) {
+  nn::Module<float>& model = *job.model;
+  const data::Dataset& train_set = job.train_set;
+  const data::Dataset& test_set = job.test_set;
   namespace fs = std::filesystem;
   const std::string checkpoint_path = s.out + "/checkpoint.ckpt";
 
@@ -260,8 +269,11 @@ int train(const Settings& s, Optimizer& optimizer, nn::Module<float>& model,
     test = train::evaluate(model, test_set);
     size = quant::model_size(model.state_dict(), quantized_tensors(optimizer, s, s.epochs));
   }
-  // The weights the forward pass used, under PyTorch's names, for any other tool to check.
+  // The weights the forward pass used, under PyTorch's names, for any other tool to check;
+  // and the compressed model: codes entropy-coded, the rest FP32 (trit-inspect reads it).
   io::save_weights(model, s.out + "/model.safetensors");
+  io::CompressedModel compressed = io::save_compressed(
+      s.out + "/model.trit", job.config, model.state_dict(), quantized_tensors(optimizer, s, s.epochs));
   save_weight_histograms(s.out + "/weights.png", optimizer);
 
   // 7. the summary a script reads: the last line of stdout.
@@ -269,35 +281,37 @@ int train(const Settings& s, Optimizer& optimizer, nn::Module<float>& model,
               "\"batch\": %lld, \"test_accuracy\": %.4f, \"test_loss\": %.4f, "
               "\"train_seconds\": %.2f, \"images_per_second\": %.1f, \"parameters\": %lld, "
               "\"model_bytes\": %lld, \"quant\": \"%s\", \"sparsity\": %.4f, \"fp32_bytes\": %lld, "
-              "\"quantized_bytes\": %lld, \"compression_ratio\": %.2f}\n",
+              "\"quantized_bytes\": %lld, \"compression_ratio\": %.2f, \"trit_file_bytes\": %lld, "
+              "\"trit_compression_ratio\": %.2f}\n",
               s.model.c_str(), s.dataset.c_str(), static_cast<long long>(s.epochs), s.threads,
               static_cast<long long>(s.batch), test.accuracy, test.loss, train_seconds,
               train_seconds > 0 ? train_images / train_seconds : 0.0,
               static_cast<long long>(model.num_parameters()),
               static_cast<long long>(size.quantized_bytes), s.quant.c_str(), size.sparsity(),
               static_cast<long long>(size.fp32_bytes), static_cast<long long>(size.quantized_bytes),
-              size.compression_ratio());
+              size.compression_ratio(), static_cast<long long>(compressed.file_bytes),
+              double(size.fp32_bytes) / double(compressed.file_bytes));
   return 0;
 }
 
 // Builds the optimizer the flags name around `policy` and trains. A policy owns the weight
 // decay of the tensors it quantizes, so the optimizer's own decay is off for quantized runs.
 template <class Policy>
-int train_with(const Settings& s, Policy policy, nn::Module<float>& model,
-               const data::Dataset& train_set, const data::Dataset& test_set) {
+int train_with(const Settings& s, Policy policy, const Job& job) {
+  nn::Module<float>& model = *job.model;
   const bool quantized = !std::is_same_v<Policy, quant::None>;
   const double decay = quantized ? 0.0 : s.weight_decay;
   if (s.optimizer == "sgd") {
     optim::SGD<Policy> sgd(model, {.lr = s.lr, .momentum = s.momentum, .weight_decay = decay},
                            std::move(policy));
-    return train(s, sgd, model, train_set, test_set);
+    return train(s, sgd, job);
   }
   if (s.optimizer == "adamw") {
     optim::AdamW<Policy> adamw(model, {.lr = s.lr, .weight_decay = decay}, std::move(policy));
-    return train(s, adamw, model, train_set, test_set);
+    return train(s, adamw, job);
   }
   optim::Adam<Policy> adam(model, {.lr = s.lr, .weight_decay = decay}, std::move(policy));
-  return train(s, adam, model, train_set, test_set);
+  return train(s, adam, job);
 }
 
 int run(const Settings& s) {
@@ -335,7 +349,8 @@ int run(const Settings& s) {
   // 4. optimizer, with the quantizer policy the flags name.
   quant::ParameterSelection selection;
   selection.keep_last_linear_fp32 = s.keep_fp_classifier;
-  auto run_with = [&](auto policy) { return train_with(s, std::move(policy), *model, train_set, test_set); };
+  Job job{config, model, train_set, test_set};
+  auto run_with = [&](auto policy) { return train_with(s, std::move(policy), job); };
   if (s.quant == "ptq") {
     quant::PTQOptions o;
     o.schedule = schedule_from(s);

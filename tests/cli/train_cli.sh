@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# trit-train as a user meets it: flags, exit codes, error lines, output files, resume, Ctrl-C.
-# Usage: train_cli.sh path/to/trit-train. Runs on a tiny dataset in Fashion-MNIST's exact
+# trit-train and trit-inspect as a user meets them: flags, exit codes, error lines, output
+# files, resume, Ctrl-C. Usage: train_cli.sh BIN_DIR (holding trit-train and trit-inspect). Runs on a tiny dataset in Fashion-MNIST's exact
 # on-disk format (gzipped IDX) that it writes itself.
 set -u
-train=$1
+train=$1/trit-train
+inspect=$1/trit-inspect
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -54,7 +55,7 @@ grep -q "train-images-idx3-ubyte.gz" "$work/err" || fail "truncated file error d
 
 run=$work/run
 expect 0 "train one epoch" -- "$train" --data "$data" --epochs 1 --batch 32 --out "$run" --threads 2
-tail -n 1 "$work/out" | grep -q '^{.*"test_accuracy": [0-9.]*.*"model_bytes": [0-9]*.*"compression_ratio": [0-9.]*}$' \
+tail -n 1 "$work/out" | grep -q '^{.*"test_accuracy": [0-9.]*.*"model_bytes": [0-9]*.*"trit_compression_ratio": [0-9.]*}$' \
   || fail "last line is not the JSON summary: $(tail -n 1 "$work/out")"
 for f in checkpoint.ckpt log.csv curves.png; do [ -s "$run/$f" ] || fail "missing $run/$f"; done
 [ "$(wc -l < "$run/log.csv")" -eq 2 ] || fail "log.csv should hold a header and one row"
@@ -65,7 +66,14 @@ grep -q "resumed from" "$work/err" || fail "resume does not say so"
 
 expect 0 "train with a ternary quantizer" -- "$train" --data "$data" --epochs 1 --batch 32 --quant ptq --sparsity 0.6 --out "$work/ptq"
 tail -n 1 "$work/out" | grep -q '"quant": "ptq", "sparsity": 0.6' || fail "ptq summary: $(tail -n 1 "$work/out")"
-for f in model.safetensors weights.png; do [ -s "$work/ptq/$f" ] || fail "missing $work/ptq/$f"; done
+for f in model.safetensors model.trit weights.png; do [ -s "$work/ptq/$f" ] || fail "missing $work/ptq/$f"; done
+expect 0 "trit-inspect of the trained model" -- "$inspect" "$work/ptq/model.trit"
+bytes=$(stat -c %s "$work/ptq/model.trit")
+grep -q "^file bytes: *$bytes " "$work/out" || fail "trit-inspect does not report the file's $bytes bytes"
+grep -q "ternary" "$work/out" || fail "trit-inspect shows no ternary tensor"
+expect 1 "trit-inspect of a missing file" -- "$inspect" "$work/missing.trit"
+expect 1 "trit-inspect of a checkpoint" -- "$inspect" "$work/ptq/checkpoint.ckpt"
+expect 2 "trit-inspect without a file" -- "$inspect"
 expect 1 "resume a ptq checkpoint without --quant" -- "$train" --data "$data" --epochs 2 --out "$work/r2" --resume "$work/ptq/checkpoint.ckpt"
 expect 2 "sparsity out of range" -- "$train" --quant ptq --sparsity 1.5
 
