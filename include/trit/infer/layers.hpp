@@ -29,6 +29,12 @@
 
 namespace trit::infer {
 
+// Below this many additions (about 100 us on one core) a product runs on the calling thread
+// even when threads are offered: the fork and join of a parallel region cost
+// more than they save on a batch-1 ResNet-20 layer (a few tens of microseconds of work), and
+// on a loaded machine a parallel region can wait milliseconds for a descheduled thread.
+inline constexpr int64_t kParallelAdds = int64_t(1) << 22;
+
 // How a quantized layer's weights are held: as codes (index lists) or expanded to FP32.
 enum class WeightForm { compressed, dense };
 
@@ -71,9 +77,15 @@ class MatrixWeights {
       apply_compressed(col, rows.data(), P, out, ldo, e, threads);
       return;
     }
-    // Eigen uses its threads outside a parallel region, one thread inside.
+    // Eigen uses its threads outside a parallel region, one thread inside; a small product
+    // (under kParallelAdds multiply-adds: every layer of a batch-1 ResNet-20) runs on this
+    // thread, for the reason given at kParallelAdds.
+    const bool small = rows_ * cols_ * P < kParallelAdds;
+    const int eigen_threads = Eigen::nbThreads();
+    if (small && threads) Eigen::setNbThreads(1);
     kernels::gemm(false, false, rows_, P, cols_, 1.0f, dense_.data(), cols_, col, ldc, 0.0f, out,
                   ldo);
+    if (small && threads) Eigen::setNbThreads(eigen_threads);
     for (int64_t o = 0; o < rows_; ++o) {
       float* y = out + o * ldo;
       const float b = e.bias ? e.bias[o] : 0.0f;
@@ -92,7 +104,7 @@ class MatrixWeights {
                         const kernels::Epilogue& e, bool threads) const {
     check(terms_ != nullptr, "infer::MatrixWeights", "apply_compressed on dense weights");
     const kernels::SignedTerms& w = *terms_;
-    if (!threads) {
+    if (!threads || w.nonzeros() * P < kParallelAdds || omp_get_max_threads() == 1) {
       kernels::signed_terms_gemm(w, 0, rows_, col, rows, P, out, ldo, e);
       return;
     }
