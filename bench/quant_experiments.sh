@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The quantizer experiments of docs/results.md: ResNet-20 on Fashion-MNIST, an FP32 baseline,
+# then PTQ, HQ and focused power-of-two quantization at two sparsities each, every quantized
+# run starting from the FP32 checkpoint as the papers do. Each run's last JSON line goes into
+# OUT/results.jsonl; bench/results_table.py turns that into the markdown table.
+#
+#   bash bench/quant_experiments.sh OUT [--fp-epochs-baseline N] [--epochs N] [--train-limit N]
+#
+# Defaults are the full experiment (full training set). Smaller settings give a quick run;
+# the table records the settings of every row.
+set -euo pipefail
+out=${1:?usage: quant_experiments.sh OUT [--baseline-epochs N] [--epochs N] [--train-limit N] [--threads N]}
+shift
+baseline_epochs=10 epochs=6 limit=0 threads=2 model=resnet20
+while (($#)); do
+  case $1 in
+    --baseline-epochs) baseline_epochs=$2; shift 2 ;;
+    --epochs) epochs=$2; shift 2 ;;
+    --train-limit) limit=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --model) model=$2; shift 2 ;;
+    *) echo "error: unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+bin=$(dirname "$0")/../build/bin
+mkdir -p "$out"
+results=$out/results.jsonl
+
+run() {  # run NAME FLAGS...: train, keep the log, append the summary with the settings
+  local name=$1
+  shift
+  echo "=== $name: trit-train $*" >&2
+  local start=$SECONDS
+  "$bin/trit-train" --model "$model" --dataset fashion-mnist --threads "$threads" \
+    --train-limit "$limit" --out "$out/$name" "$@" > "$out/$name.log" 2> "$out/$name.err"
+  local summary
+  summary=$(tail -n 1 "$out/$name.log")
+  echo "${summary%\}}, \"run\": \"$name\", \"flags\": \"$*\", \"train_limit\": $limit, \"wall_seconds\": $((SECONDS - start))}" >> "$results"
+  echo "$summary" >&2
+}
+
+run fp32 --epochs "$baseline_epochs" --lr 0.1 --weight-decay 5e-4
+for sparsity in 0.7 0.9; do
+  for quant in ptq hq fq; do
+    run "$quant-$sparsity" --quant "$quant" --sparsity "$sparsity" --bits 4 --epochs "$epochs" \
+      --lr 0.02 --pretrained "$out/fp32/checkpoint.ckpt"
+  done
+done
+/usr/bin/python3 "$(dirname "$0")/results_table.py" "$results"
