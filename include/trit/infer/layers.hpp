@@ -9,8 +9,8 @@
 //
 // A conv runs image by image. The dense form multiplies kernels::im2col's column matrix
 // col[C*KH*KW, OH*OW] (a 1x1 stride-1 unpadded conv reads x[n] itself); the compressed form
-// does too for strided convs and small images, and otherwise reads KW shifted copies of the
-// zero-bordered image instead of the KH*KW copies of im2col (see forward). With at least as many images as threads the
+// does too for strided convs, and for stride 1 reads KW shifted copies of the zero-bordered
+// image instead of the KH*KW copies of im2col (see forward). With at least as many images as threads the
 // images are split over threads, each with its own column buffer; with fewer (batch 1) the
 // rows of W are split over threads (compressed) or Eigen's GEMM threads (dense).
 #include <algorithm>
@@ -154,15 +154,18 @@ struct ConvLayer {
             to_string(residual.shape()), " does not match the output ", to_string(y.shape()));
     const int64_t in_image = C * g.H * g.W, out_image = O * P;
     std::function<void(int64_t, bool)> run_image;
-    const int64_t Hp = g.H + 2 * padding, Wq = kernels::padded_columns(g.W + 2 * padding);
-    if (weight.is_compressed() && stride == 1 && 4 * OW >= 3 * Wq) {
+    // Rows of the shifted copies: the padded width rounded up to 16 floats (aligned loads),
+    // unless that wastes more than a quarter of the work on junk columns (7x7 images).
+    const int64_t Hp = g.H + 2 * padding, Wp = g.W + 2 * padding, Wp16 = (Wp + 15) / 16 * 16;
+    const int64_t Wq = 4 * OW >= 3 * Wp16 ? Wp16 : Wp;
+    if (weight.is_compressed() && stride == 1) {
       // Shifted copies instead of im2col (KW copies of the image, not KH*KW): for each channel
       // c and tap column kw, the zero-bordered image shifted left by kw,
       //   xs[c, kw, hp, w] = x[n, c, hp - padding, w + kw - padding]   (0 outside), hp < Hp,
-      // with rows of Wq = Wp rounded up to 16 floats. The output is computed in that layout,
-      // outp[O, OH*Wq] (columns ow >= OW are junk), where tap (c, kh, kw) is the flat view
-      // starting at xs[c, kw, kh, 0]: every load of the kernel is 64-byte aligned. Then outp
-      // is compacted into y with the residual and ReLU.
+      // with rows of Wq floats. The output is computed in that layout, outp[O, OH*Wq]
+      // (columns ow >= OW are junk), where tap (c, kh, kw) is the flat view starting at
+      // xs[c, kw, kh, 0] (64-byte aligned when Wq is a multiple of 16). Then outp is compacted
+      // into y with the residual and ReLU.
       const int64_t Pq = OH * Wq, xs_size = C * KW * Hp * Wq + 64;  // + the last tile's overrun
       std::vector<int32_t> rows(static_cast<size_t>(K));
       for (int64_t c = 0; c < C; ++c)
@@ -173,17 +176,23 @@ struct ConvLayer {
         const float* src = x.data() + n * in_image;
         float* xs = workspace(0, xs_size);
         float* outp = workspace(1, O * Pq);
-        std::fill(xs, xs + xs_size, 0.0f);
         for (int64_t c = 0; c < C; ++c)
           for (int64_t kw = 0; kw < KW; ++kw) {
             // input columns iw = w + kw - padding inside [0, W) for w in [w0, w1)
             const int64_t w0 = std::max<int64_t>(0, padding - kw);
             const int64_t w1 = std::min<int64_t>(Wq, g.W + padding - kw);
+            float* plane = xs + (c * KW + kw) * Hp * Wq;
+            std::fill(plane, plane + padding * Wq, 0.0f);  // rows of the top border
             for (int64_t h = 0; h < g.H; ++h) {
               const float* in = src + (c * g.H + h) * g.W + (w0 + kw - padding);
-              std::copy(in, in + (w1 - w0), xs + ((c * KW + kw) * Hp + h + padding) * Wq + w0);
+              float* row = plane + (h + padding) * Wq;
+              std::fill(row, row + w0, 0.0f);
+              std::copy(in, in + (w1 - w0), row + w0);
+              std::fill(row + w1, row + Wq, 0.0f);
             }
+            std::fill(plane + (g.H + padding) * Wq, plane + Hp * Wq, 0.0f);  // bottom border
           }
+        std::fill(xs + C * KW * Hp * Wq, xs + xs_size, 0.0f);
         weight.apply_compressed(xs, rows.data(), Pq, outp, Pq, kernels::Epilogue{bias.data()},
                                 threads);
         float* dst = y.data() + n * out_image;
@@ -200,7 +209,7 @@ struct ConvLayer {
           }
       };
     } else {
-      // The column matrix col[K, ld], its rows padded to whole 16-column tiles with zeros; the
+      // The column matrix col[K, ld], its rows padded to whole 64-column tiles with zeros; the
       // dense form of a 1x1 stride-1 unpadded conv reads x[n] itself.
       const bool direct =
           !weight.is_compressed() && KH == 1 && KW == 1 && stride == 1 && padding == 0;
@@ -240,7 +249,7 @@ struct LinearLayer {
           to_string(x.shape()));
     const int64_t N = x.size(0);
     // Both forms compute yT[O, N] = W * xT[K, N], then transpose back.
-    // xT's rows are padded to whole 16-column tiles with zeros (kernels/ternary.hpp).
+    // xT's rows are padded to whole 64-column tiles with zeros (kernels/ternary.hpp).
     const int64_t ld = kernels::padded_columns(N);
     std::vector<float> xT(size_t(K * ld), 0.0f), yT(size_t(O * N));
     for (int64_t n = 0; n < N; ++n)

@@ -186,8 +186,8 @@ inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col,
 
 }  // namespace detail
 
-// Columns a column matrix must have room for: P rounded up to a whole 16-column tile.
-inline int64_t padded_columns(int64_t P) { return (P + 15) / 16 * 16; }
+// Columns a column matrix must have room for: P rounded up to whole 64-column tiles.
+inline int64_t padded_columns(int64_t P) { return (P + 63) / 64 * 64; }
 
 // The row offsets of a plain column matrix with row stride ld: rows[k] = k * ld.
 inline std::vector<int32_t> strided_rows(int64_t K, int64_t ld) {
@@ -208,21 +208,19 @@ inline std::vector<int32_t> strided_rows(int64_t K, int64_t ld) {
 inline void signed_terms_gemm(const SignedTerms& w, int64_t o_begin, int64_t o_end,
                               const float* col, const int32_t* rows, int64_t P, float* out,
                               int64_t ldo, const Epilogue& e = {}) {
-  // The widest tile whose K x width block of col fits in a 48 KiB L1 (64 columns up to K = 192).
-  const int64_t width = w.cols * 64 * 4 <= 48 * 1024 ? 64 : w.cols * 32 * 4 <= 48 * 1024 ? 32 : 16;
   int64_t p = 0;
-  if (width == 64)
-    for (; p + 64 <= P; p += 64)
-      for (int64_t o = o_begin; o < o_end; ++o)
-        detail::signed_terms_tile<4>(w, o, col + p, rows, out + o * ldo + p, e, p, 64);
-  if (width >= 32)
-    for (; p + 32 <= P; p += 32)
-      for (int64_t o = o_begin; o < o_end; ++o)
-        detail::signed_terms_tile<2>(w, o, col + p, rows, out + o * ldo + p, e, p, 32);
-  for (; p < P; p += 16)
+  for (; p + 64 <= P; p += 64)
     for (int64_t o = o_begin; o < o_end; ++o)
-      detail::signed_terms_tile<1>(w, o, col + p, rows, out + o * ldo + p, e, p,
-                                   std::min<int64_t>(16, P - p));
+      detail::signed_terms_tile<4>(w, o, col + p, rows, out + o * ldo + p, e, p, 64);
+  if (P - p > 32)  // a tail of 33..63 columns: one 64-wide tile, the excess dropped
+    for (int64_t o = o_begin; o < o_end; ++o)
+      detail::signed_terms_tile<4>(w, o, col + p, rows, out + o * ldo + p, e, p, P - p);
+  else if (P - p > 16)
+    for (int64_t o = o_begin; o < o_end; ++o)
+      detail::signed_terms_tile<2>(w, o, col + p, rows, out + o * ldo + p, e, p, P - p);
+  else if (P - p > 0)
+    for (int64_t o = o_begin; o < o_end; ++o)
+      detail::signed_terms_tile<1>(w, o, col + p, rows, out + o * ldo + p, e, p, P - p);
 }
 
 }  // namespace trit::kernels
