@@ -162,7 +162,7 @@ struct ConvLayer {
       // Shifted copies instead of im2col (KW copies of the image, not KH*KW): for each channel
       // c and tap column kw, the zero-bordered image shifted left by kw,
       //   xs[c, kw, hp, w] = x[n, c, hp - padding, w + kw - padding]   (0 outside), hp < Hp,
-      // with rows of Wq floats. The output is computed in that layout, outp[O, OH*Wq]
+      // with rows of Wq floats (up to junk in the last kw columns, see below). The output is computed in that layout, outp[O, OH*Wq]
       // (columns ow >= OW are junk), where tap (c, kh, kw) is the flat view starting at
       // xs[c, kw, kh, 0] (64-byte aligned when Wq is a multiple of 16). Then outp is compacted
       // into y with the residual and ReLU.
@@ -176,36 +176,44 @@ struct ConvLayer {
         const float* src = x.data() + n * in_image;
         float* xs = workspace(0, xs_size);
         float* outp = workspace(1, O * Pq);
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t kw = 0; kw < KW; ++kw) {
-            // input columns iw = w + kw - padding inside [0, W) for w in [w0, w1)
-            const int64_t w0 = std::max<int64_t>(0, padding - kw);
-            const int64_t w1 = std::min<int64_t>(Wq, g.W + padding - kw);
-            float* plane = xs + (c * KW + kw) * Hp * Wq;
-            std::fill(plane, plane + padding * Wq, 0.0f);  // rows of the top border
-            for (int64_t h = 0; h < g.H; ++h) {
-              const float* in = src + (c * g.H + h) * g.W + (w0 + kw - padding);
-              float* row = plane + (h + padding) * Wq;
-              std::fill(row, row + w0, 0.0f);
-              std::copy(in, in + (w1 - w0), row + w0);
-              std::fill(row + w1, row + Wq, 0.0f);
-            }
-            std::fill(plane + (g.H + padding) * Wq, plane + Hp * Wq, 0.0f);  // bottom border
+        for (int64_t c = 0; c < C; ++c) {
+          // kw = 0: the zero-bordered image itself, rows of Wq floats
+          float* plane = xs + c * KW * Hp * Wq;
+          std::fill(plane, plane + padding * Wq, 0.0f);  // top border
+          for (int64_t h = 0; h < g.H; ++h) {
+            const float* in = src + (c * g.H + h) * g.W;
+            float* row = plane + (h + padding) * Wq;
+            for (int64_t w = 0; w < padding; ++w) row[w] = 0.0f;
+            for (int64_t w = 0; w < g.W; ++w) row[padding + w] = in[w];
+            for (int64_t w = padding + g.W; w < Wq; ++w) row[w] = 0.0f;
           }
+          std::fill(plane + (g.H + padding) * Wq, plane + Hp * Wq, 0.0f);  // bottom border
+          // kw > 0: the same plane shifted left by kw as one flat copy. The last kw columns
+          // of each row then hold the next row's first values, which only junk outputs
+          // (ow >= OW) read: ow + kw <= Wp - 1 < Wq for every valid ow.
+          for (int64_t kw = 1; kw < KW; ++kw) {
+            float* shifted = plane + kw * Hp * Wq;
+            std::copy(plane + kw, plane + Hp * Wq, shifted);
+            std::fill(shifted + Hp * Wq - kw, shifted + Hp * Wq, 0.0f);
+          }
+        }
         std::fill(xs + C * KW * Hp * Wq, xs + xs_size, 0.0f);
         weight.apply_compressed(xs, rows.data(), Pq, outp, Pq, kernels::Epilogue{bias.data()},
                                 threads);
         float* dst = y.data() + n * out_image;
         const float* res = residual.defined() ? residual.data() + n * out_image : nullptr;
         for (int64_t o = 0; o < O; ++o)
-          for (int64_t oh = 0; oh < OH; ++oh) {
+          for (int64_t oh = 0; oh < OH; ++oh) {  // branch-free inner loops (vectorised)
             const float* from = outp + o * Pq + oh * Wq;
             float* to = dst + (o * OH + oh) * OW;
-            const float* r = res ? res + (o * OH + oh) * OW : nullptr;
-            for (int64_t ow = 0; ow < OW; ++ow) {
-              const float v = from[ow] + (r ? r[ow] : 0.0f);
-              to[ow] = relu && !(v > 0.0f) ? 0.0f : v;
+            if (res) {
+              const float* r = res + (o * OH + oh) * OW;
+              for (int64_t ow = 0; ow < OW; ++ow) to[ow] = from[ow] + r[ow];
+            } else {
+              for (int64_t ow = 0; ow < OW; ++ow) to[ow] = from[ow];
             }
+            if (relu)
+              for (int64_t ow = 0; ow < OW; ++ow) to[ow] = std::max(to[ow], 0.0f);
           }
       };
     } else {
