@@ -2,7 +2,7 @@
 //
 //   trit-bench-infer --file model.trit [--threads N] [--reps R]
 //   trit-bench-infer --synthetic resnet20 [--sparsity 0.7] [--in-channels 1] [--size 28]
-//                    [--shortcut A] [--threads N] [--reps R]
+//                    [--shortcut A] [--save model.trit] [--threads N] [--reps R]
 //
 // --synthetic builds the model in memory instead of reading a file: random weights, random
 // BatchNorm statistics, every conv and linear weight but the stem projected to ternary at
@@ -40,7 +40,7 @@ using namespace trit;
 namespace {
 
 struct Settings {
-  std::string file, synthetic;
+  std::string file, synthetic, save;
   double sparsity = 0.7;
   int64_t in_channels = 1, size = 28, num_classes = 10;
   std::string shortcut = "A";
@@ -120,6 +120,10 @@ io::CompressedModel load_model(const Settings& s) {
 int run(const Settings& s) {
   set_num_threads(s.threads);
   const io::CompressedModel file = load_model(s);
+  if (!s.save.empty()) {
+    io::save_compressed(s.save, file);
+    std::printf("wrote %s\n", s.save.c_str());
+  }
   const models::ModelConfig& c = file.config;
   infer::Model compressed(file, infer::WeightForm::compressed);
   infer::Model dense(file, infer::WeightForm::dense);
@@ -195,6 +199,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(12, 512))->capture_default_str();
   app.add_option("--shortcut", s.shortcut, "synthetic resnet: shortcut option A or B")
       ->check(CLI::IsMember({"A", "B", "a", "b"}))->capture_default_str();
+  app.add_option("--save", s.save, "also write the model as a .trit file (with --synthetic)")
+      ->needs(synth);
   app.add_option("--threads", s.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--reps", s.reps, "timed forwards per figure (x5 at batch 1)")
       ->check(CLI::Range(3, 10000))->capture_default_str();
