@@ -13,10 +13,13 @@
 // weight / bias may be undefined Tensor<T>() (affine = false: scale 1, shift 0). The running
 // stats may be undefined in training (track_running_stats = false).
 //
-// Loops stream the N*C contiguous H*W planes in memory order, in parallel over planes (a
-// per-channel order reads 4 KB pieces scattered over the whole tensor, which prefetches
-// badly): statistics are per-plane sums (Eigen's vectorised sum, in T) added per channel in
-// double in plane order, so results do not depend on the thread count.
+// Training loops run per channel (in parallel over C) over the N contiguous H*W planes of that
+// channel, so the channel's data stays in L2 across the statistics and output passes, in one
+// parallel region per direction (a memory-order version needs a barrier between passes, and
+// each barrier is costly when the machine is oversubscribed). Each plane is reduced with
+// Eigen's vectorised sum (in T), the planes' sums added in double in plane order (results do
+// not depend on the thread count). Evaluation, with no statistics to gather, streams the
+// planes in memory order.
 #include <cmath>
 #include <cstdint>
 #include <utility>
@@ -34,6 +37,12 @@ namespace detail {
 // One contiguous H*W plane as an Eigen array (vectorised reductions).
 template <class T>
 using ConstPlaneOf = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+// Calls f(plane pointer) for the N contiguous planes of channel c (plane length hw).
+template <class T, class F>
+void for_channel_planes(T* data, int64_t N, int64_t C, int64_t hw, int64_t c, F&& f) {
+  for (int64_t n = 0; n < N; ++n) f(data + (n * C + c) * hw);
+}
 
 }  // namespace detail
 
@@ -63,30 +72,32 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   Tensor<T> y = Tensor<T>::empty(x.shape());
   const T* xd = x.data();
   T* yd = y.data();
-
-  // Training: the mean, then the mean squared deviation from it (two passes, stable). Each
-  // pass streams the planes in memory order (in parallel over N*C) and reduces each plane
-  // with Eigen's vectorised sum (in T); a channel's plane sums are then added in double in
-  // plane order.
-  std::vector<double> plane(static_cast<size_t>(N * C));
-  auto channel_total = [&](int64_t c) {
-    double t = 0;
-    for (int64_t n = 0; n < N; ++n) t += plane[n * C + c];
-    return t;
+  // y = x * scale[c] + shift[c] on `count` planes of channel c, the first at element `first`,
+  // `step` elements apart
+  auto normalize_plane_range = [&](int64_t first, int64_t count, int64_t step, int64_t c) {
+    const T a = scale[c], b = shift[c];
+    for (int64_t k = 0; k < count; ++k) {
+      const T* in = xd + first + k * step;
+      T* out = yd + first + k * step;
+      for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * a + b;
+    }
   };
-  if (training) {
-#pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < N * C; ++nc) plane[nc] = double(ConstPlane(xd + nc * hw, hw).sum());
-    for (int64_t c = 0; c < C; ++c) mean[c] = T(channel_total(c) / double(M));
-#pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < N * C; ++nc)
-      plane[nc] = double((ConstPlane(xd + nc * hw, hw) - mean[nc % C]).square().sum());
-  }
+#pragma omp parallel for schedule(static) if (training)
   for (int64_t c = 0; c < C; ++c) {
     double mu, var;
-    if (training) {
-      mu = double(mean[c]);
-      var = channel_total(c) / double(M);
+    if (training) {  // two passes: the mean, then the mean squared deviation (stable)
+      // per plane in float with Eigen's vectorised reductions, across planes in double; the
+      // channel's N planes stay in L2 for the second pass and the output pass
+      double sum = 0, sq = 0;
+      detail::for_channel_planes(xd, N, C, hw, c, [&](const T* p) {
+        sum += double(ConstPlane(p, hw).sum());
+      });
+      mu = sum / double(M);
+      const T mu_t = T(mu);
+      detail::for_channel_planes(xd, N, C, hw, c, [&](const T* p) {
+        sq += double((ConstPlane(p, hw) - mu_t).square().sum());
+      });
+      var = sq / double(M);
       if (running_mean.defined()) {
         T& rm = running_mean.data()[c];
         rm = T((1 - momentum) * rm + momentum * mu);
@@ -101,16 +112,14 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
     }
     mean[c] = T(mu);
     invstd[c] = T(1.0 / std::sqrt(var + eps));
+    // y = x * scale + shift; in training while the channel is still in L2
     scale[c] = invstd[c] * (weight.defined() ? weight.data()[c] : T(1));
     shift[c] = (bias.defined() ? bias.data()[c] : T(0)) - mean[c] * scale[c];
+    if (training) normalize_plane_range(c * hw, N, C * hw, c);
   }
-  // y = x * scale + shift, in memory order
+  if (!training) {  // no statistics pass: stream the planes in memory order
 #pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < N * C; ++nc) {
-    const T* in = xd + nc * hw;
-    T* out = yd + nc * hw;
-    const T a = scale[nc % C], b = shift[nc % C];
-    for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * a + b;
+    for (int64_t nc = 0; nc < N * C; ++nc) normalize_plane_range(nc * hw, 1, 0, nc % C);
   }
 
   std::vector<Tensor<T>> inputs{x};
@@ -129,38 +138,31 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
         Tensor<T> gb = need_b ? Tensor<T>::empty({C}) : Tensor<T>();
         const T* xd = x_.data();
         const T* g = gy.data();
-        // per plane (memory order): sum of gy and sum of gy * (x - mean)
-        std::vector<double> plane_g(static_cast<size_t>(N * C)), plane_gx(plane_g.size());
 #pragma omp parallel for schedule(static)
-        for (int64_t nc = 0; nc < N * C; ++nc) {
-          const ConstPlane xp(xd + nc * hw, hw), gp(g + nc * hw, hw);
-          plane_g[nc] = double(gp.sum());
-          plane_gx[nc] = double((gp * (xp - mean[nc % C])).sum());
-        }
-        // per channel: gx = k * (gy - mean_g - (x - mean) * proj), with
-        //   eval:  k = w * invstd, mean_g = proj = 0
-        //   train: mean_g = mean(gy), proj = mean(gy * (x - mean)) * invstd^2, because the
-        //          batch mean and variance depend on x too
-        std::vector<T> k(C), mean_g(C), proj(C);
         for (int64_t c = 0; c < C; ++c) {
+          const T mu = mean[c], is = invstd[c];
+          // sum_g = sum of gy, sum_gx = sum of gy * (x - mean), over the channel
           double sum_g = 0, sum_gx = 0;
-          for (int64_t n = 0; n < N; ++n) sum_g += plane_g[n * C + c], sum_gx += plane_gx[n * C + c];
-          const T is = invstd[c];
+          for (int64_t n = 0; n < N; ++n) {
+            const ConstPlane xp(xd + (n * C + c) * hw, hw), gp(g + (n * C + c) * hw, hw);
+            sum_g += double(gp.sum());
+            sum_gx += double((gp * (xp - mu)).sum());
+          }
           if (need_b) gb.data()[c] = T(sum_g);
           if (need_w) gw.data()[c] = T(sum_gx * is);  // sum of gy * xhat
-          k[c] = (w_.defined() ? w_.data()[c] : T(1)) * is;
-          mean_g[c] = training ? T(sum_g / double(M)) : T(0);
-          proj[c] = training ? T(sum_gx / double(M)) * is * is : T(0);
-        }
-        if (need_x) {
-#pragma omp parallel for schedule(static)
-          for (int64_t nc = 0; nc < N * C; ++nc) {
-            const int64_t c = nc % C;
-            const T* xp = xd + nc * hw;
-            const T* gp = g + nc * hw;
-            T* out = gx.data() + nc * hw;
-            const T kc = k[c], mg = mean_g[c], pc = proj[c], mu = mean[c];
-            for (int64_t i = 0; i < hw; ++i) out[i] = kc * (gp[i] - mg - (xp[i] - mu) * pc);
+          if (!need_x) continue;
+          const T w = w_.defined() ? w_.data()[c] : T(1);
+          // eval:  gx = gy * w * invstd
+          // train: gx = w * invstd * (gy - mean(gy) - xhat * mean(gy * xhat)), because the
+          //        batch mean and variance depend on x too
+          const T k = w * is;
+          const T mean_g = training ? T(sum_g / double(M)) : T(0);
+          const T proj = training ? T(sum_gx / double(M)) * is * is : T(0);
+          for (int64_t n = 0; n < N; ++n) {
+            const T* xp = xd + (n * C + c) * hw;
+            const T* gp = g + (n * C + c) * hw;
+            T* out = gx.data() + (n * C + c) * hw;
+            for (int64_t i = 0; i < hw; ++i) out[i] = k * (gp[i] - mean_g - (xp[i] - mu) * proj);
           }
         }
         std::vector<Tensor<T>> grads{gx};
