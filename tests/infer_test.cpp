@@ -170,7 +170,7 @@ TEST_CASE("ternary and power-of-two conv equal the dense conv (stride, padding, 
 
 TEST_CASE("ternary and power-of-two linear equal the dense product") {
   Generator gen(7);
-  for (int64_t N : {1, 5, 70}) {
+  for (int64_t N : {1, 3, 5, 70}) {
     for (auto enc : {quant::Encoding::ternary, quant::Encoding::power_of_two}) {
       auto q = random_quantized("fc", {9, 83}, enc, 0.5, gen);
       Tensor<float> x = Tensor<float>::randn({N, 83}, gen), b = Tensor<float>::randn({9}, gen);

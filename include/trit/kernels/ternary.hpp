@@ -182,6 +182,21 @@ inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col,
   }
 }
 
+// Row o, one column (a linear layer on a batch of a few images).
+inline void signed_terms_column(const SignedTerms& w, int64_t o, const float* col,
+                                const int32_t* rows, float* out, const Epilogue& e, int64_t p) {
+  float total = e.bias ? e.bias[o] : 0.0f;
+  for (uint32_t t = w.row_terms[o]; t < w.row_terms[o + 1]; ++t) {
+    float s0 = 0, s1 = 0;
+    uint32_t i = w.first[t];
+    for (; i < w.split[t]; ++i) s0 += col[rows[w.index[i]]];
+    for (; i < w.first[t + 1]; ++i) s1 += col[rows[w.index[i]]];
+    total += w.magnitude[t] * (s0 - s1);
+  }
+  if (e.residual) total += e.residual[o * e.ld_residual + p];
+  *out = e.relu && !(total > 0.0f) ? 0.0f : total;
+}
+
 #pragma GCC diagnostic pop
 
 }  // namespace detail
@@ -208,6 +223,12 @@ inline std::vector<int32_t> strided_rows(int64_t K, int64_t ld) {
 inline void signed_terms_gemm(const SignedTerms& w, int64_t o_begin, int64_t o_end,
                               const float* col, const int32_t* rows, int64_t P, float* out,
                               int64_t ldo, const Epilogue& e = {}) {
+  if (P < 4) {  // a few columns: one at a time, no vector lanes wasted
+    for (int64_t o = o_begin; o < o_end; ++o)
+      for (int64_t p = 0; p < P; ++p)
+        detail::signed_terms_column(w, o, col + p, rows, out + o * ldo + p, e, p);
+    return;
+  }
   int64_t p = 0;
   for (; p + 64 <= P; p += 64)
     for (int64_t o = o_begin; o < o_end; ++o)
