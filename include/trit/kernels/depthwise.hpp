@@ -106,7 +106,7 @@ void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const C
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
   if (detail::depthwise_fast_forward(g)) {
     const int64_t p = g.padding, PW = g.W + 2 * p;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
     for (int64_t nc = 0; nc < N * C; ++nc) {
       const int64_t c = nc % C;
       T* pad = detail::depthwise_scratch<T>((g.H + 2 * p) * PW);
@@ -119,7 +119,7 @@ void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const C
     }
     return;
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
   for (int64_t nc = 0; nc < N * C; ++nc) {
     const int64_t c = nc % C;
     const T* in_plane = x + nc * g.H * g.W;
@@ -158,7 +158,7 @@ void depthwise_backward_input(const T* gy, const T* w, int64_t N, const ConvGeom
     // gx[ih][iw] = sum over taps of w[kh][kw] * gy[ih + p - kh*d][iw + p - kw*d]: the 3x3
     // sweep over gy padded by q = 2d - p with the filter flipped, whose output is H x W.
     const int64_t q = 2 * g.dilation - g.padding, PW = OW + 2 * q;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
     for (int64_t nc = 0; nc < N * C; ++nc) {
       const T* f = w + (nc % C) * 9;
       const T flipped[9] = {f[8], f[7], f[6], f[5], f[4], f[3], f[2], f[1], f[0]};
@@ -168,7 +168,7 @@ void depthwise_backward_input(const T* gy, const T* w, int64_t N, const ConvGeom
     }
     return;
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
   for (int64_t nc = 0; nc < N * C; ++nc) {
     const int64_t c = nc % C;
     const T* filter = w + c * g.KH * g.KW;

@@ -193,7 +193,7 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
   if (p.pointwise) {
     // Image n, group g: y[n][g] (Og x P) = w[g] (Og x Cg) * x[n][g] (Cg x P).
     const bool by_image = p.N >= omp_get_max_threads();  // else let Eigen split each GEMM
-#pragma omp parallel for schedule(static) if (by_image)
+#pragma omp parallel for schedule(dynamic, 1) if (by_image)
     for (int64_t n = 0; n < p.N; ++n) {
       for (int64_t g = 0; g < p.G; ++g)
         kernels::gemm<T>(false, false, p.Og, p.P, p.Cg, T(1), w + g * p.Og * p.Cg, p.Cg,
@@ -209,7 +209,7 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
   }
   if (p.by_image) {
     // Image n, group g: y[n][g] (Og x P) = w[g] (Og x K) * col[g] (K x P), written in place.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int64_t n = 0; n < p.N; ++n) {
       T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * p.P);
       kernels::im2col(x + n * p.C * p.H * p.W, p.geo, col, p.P);
@@ -293,7 +293,7 @@ void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T
   if (gx && p.pointwise) {
     // gx[n][g] (Cg x P) = w[g]^T (Cg x Og) * gy[n][g] (Og x P).
     const bool by_image = p.N >= omp_get_max_threads();
-#pragma omp parallel for schedule(static) if (by_image)
+#pragma omp parallel for schedule(dynamic, 1) if (by_image)
     for (int64_t n = 0; n < p.N; ++n)
       for (int64_t g = 0; g < p.G; ++g)
         kernels::gemm<T>(true, false, p.Cg, p.P, p.Og, T(1), w + g * p.Og * p.Cg, p.Cg,
