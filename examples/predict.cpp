@@ -57,7 +57,19 @@ void load_model_weights(nn::Module<float>& model, const std::string& path) {
     io::load_weights(model, path, /*strict=*/true);
     return;
   }
-  throw Error("--weights", "'" + path + "': unknown weights format; expected a .safetensors file");
+  throw Error("--weights", "'" + path + "': unknown weights format; expected .safetensors or .trit");
+}
+
+bool is_trit_file(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".trit") == 0;
+}
+
+// 5. output: the tensor "logits" [N, K].
+int write_logits(const Settings& s, const std::string& model, const Tensor<float>& logits) {
+  io::save_safetensors(s.output, {{"logits", logits}}, {{"model", model}, {"weights", s.weights}});
+  std::fprintf(stderr, "%s: logits %s written to %s\n", model.c_str(),
+               to_string(logits.shape()).c_str(), s.output.c_str());
+  return 0;
 }
 
 int run(const Settings& s) {
@@ -76,7 +88,23 @@ int run(const Settings& s) {
   check(x.size(2) == x.size(3), s.input, "tensor 'input' must have square images, got ",
         to_string(x.shape()));
 
-  // 3. model
+  // 3. model. A .trit file names its own architecture and runs on the compressed kernels.
+  if (is_trit_file(s.weights)) {
+    io::CompressedModel file = io::read_compressed(s.weights);
+    check(file.config.in_channels == channels, s.weights, "the model takes ",
+          file.config.in_channels, " input channels, the input has ", channels);
+    Tensor<float> logits;
+    if (infer::Model::supports(file.config.name)) {
+      logits = infer::Model(file).forward(x);
+    } else {  // no compressed kernels for this architecture yet: run it dense
+      std::shared_ptr<nn::Module<float>> dense = io::make_dense_model(file);
+      dense->eval();
+      NoGradGuard no_grad;
+      logits = (*dense)(x);
+    }
+    return write_logits(s, file.config.name, logits);
+  }
+  check(!s.model.empty(), "--model", "is required unless --weights is a .trit file");
   models::ModelConfig config;
   config.name = s.model;
   config.num_classes = s.num_classes;
@@ -96,11 +124,7 @@ int run(const Settings& s) {
     logits = (*model)(x);
   }
 
-  // 5. output
-  io::save_safetensors(s.output, {{"logits", logits}}, {{"model", s.model}, {"weights", s.weights}});
-  std::fprintf(stderr, "%s: logits %s written to %s\n", s.model.c_str(),
-               to_string(logits.shape()).c_str(), s.output.c_str());
-  return 0;
+  return write_logits(s, s.model, logits);
 }
 
 }  // namespace
@@ -110,7 +134,8 @@ int main(int argc, char** argv) {
   Settings s;
   CLI::App app{"trit-predict: run a model with given weights on the tensor 'input' of a "
                "safetensors file and write the tensor 'logits'"};
-  app.add_option("--model", s.model, "architecture: " + models::model_names())->required();
+  app.add_option("--model", s.model,
+                 "architecture: " + models::model_names() + " (not needed with a .trit file)");
   app.add_option("--num-classes", s.num_classes, "number of classes K (rows of the last layer)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30))->capture_default_str();
   app.add_option("--in-channels", s.in_channels, "input channels C (default: the input's)")
@@ -121,7 +146,7 @@ int main(int argc, char** argv) {
                "CIFAR variant: stride-1 stem (resnet18/34/50, mobilenet_v2)");
   app.add_option("--shortcut", s.shortcut, "resnet20/32/56 shortcut option: A or B")
       ->check(CLI::IsMember({"A", "B", "a", "b"}))->capture_default_str();
-  app.add_option("--weights", s.weights, "weights file (.safetensors), loaded strictly")->required();
+  app.add_option("--weights", s.weights, "weights: .safetensors (loaded strictly) or .trit (runs compressed)")->required();
   app.add_option("--input", s.input, "safetensors file with the tensor 'input' [N, C, H, W]")
       ->required();
   app.add_option("--output", s.output, "safetensors file to write the tensor 'logits' [N, K] to")

@@ -3,6 +3,7 @@
 // for less; see docs/architecture.md for the layers.
 #include "trit/core.hpp"
 #include "trit/data.hpp"
+#include "trit/infer.hpp"
 #include "trit/io.hpp"
 #include "trit/models.hpp"
 #include "trit/nn.hpp"

@@ -5,6 +5,7 @@
 set -u
 train=$1/trit-train
 inspect=$1/trit-inspect
+predict=$1/trit-predict
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -74,6 +75,15 @@ grep -q "ternary" "$work/out" || fail "trit-inspect shows no ternary tensor"
 expect 1 "trit-inspect of a missing file" -- "$inspect" "$work/missing.trit"
 expect 1 "trit-inspect of a checkpoint" -- "$inspect" "$work/ptq/checkpoint.ckpt"
 expect 2 "trit-inspect without a file" -- "$inspect"
+
+# trit-predict runs the .trit file on the compressed kernels; the file names the model.
+header='{"input":{"dtype":"F32","shape":[2,1,28,28],"data_offsets":[0,6272]}}'
+le64() { printf "\\x$(printf %02x $(($1 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x00\\x00\\x00\\x00\\x00\\x00"; }
+{ le64 ${#header}; printf '%s' "$header"; head -c 6272 /dev/zero; } > "$work/input.safetensors"
+expect 0 "trit-predict from model.trit" -- "$predict" --weights "$work/ptq/model.trit" --input "$work/input.safetensors" --output "$work/logits.safetensors"
+[ -s "$work/logits.safetensors" ] || fail "trit-predict wrote no logits"
+expect 1 "trit-predict from safetensors without --model" -- "$predict" --weights "$work/ptq/model.safetensors" --input "$work/input.safetensors" --output "$work/l2.safetensors"
+expect 1 "trit-predict from a corrupt input" -- "$predict" --weights "$work/ptq/model.trit" --input "$work/ptq/model.trit" --output "$work/l3.safetensors"
 expect 1 "resume a ptq checkpoint without --quant" -- "$train" --data "$data" --epochs 2 --out "$work/r2" --resume "$work/ptq/checkpoint.ckpt"
 expect 2 "sparsity out of range" -- "$train" --quant ptq --sparsity 1.5
 

@@ -40,6 +40,11 @@ namespace trit::infer {
 
 class Model {
  public:
+  // Architectures with a compressed inference model; others run dense (io::make_dense_model).
+  static bool supports(const std::string& name) {
+    return name == "lenet" || name == "resnet20" || name == "resnet32" || name == "resnet56";
+  }
+
   explicit Model(const io::CompressedModel& m, WeightForm form = WeightForm::compressed)
       : config_(m.config), form_(form) {
     Source s{m, form};
