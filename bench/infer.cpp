@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include <trit/cli.hpp>
 #include <trit/core.hpp>
 #include <trit/infer/compressed_model.hpp>
 #include <trit/io/trit_format.hpp>
@@ -204,20 +204,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", s.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--reps", s.reps, "timed forwards per figure (x5 at batch 1)")
       ->check(CLI::Range(3, 10000))->capture_default_str();
-  try {
-    app.parse(argc, argv);
-    if (s.file.empty() && s.synthetic.empty())
-      throw CLI::RequiredError("--file or --synthetic");
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\n(run with --help for the flags)\n", e.what());
-    return 2;
-  }
-  try {
-    return run(s);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
+  auto needs_a_model = [&] {
+    if (s.file.empty() && s.synthetic.empty()) throw CLI::RequiredError("--file or --synthetic");
+  };
+  return run_program(app, argc, argv, [&] { return run(s); }, needs_a_model);
 }

@@ -15,7 +15,7 @@
 //
 // Errors (missing, truncated or corrupt file) print "error: ..." on stderr and exit 1; a
 // usage error exits 2.
-#include <CLI/CLI.hpp>
+#include <trit/cli.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -92,18 +92,5 @@ int main(int argc, char** argv) {
   std::string path;
   CLI::App app{"trit-inspect: per-tensor sizes and totals of a .trit file"};
   app.add_option("file", path, "the .trit file")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\n(run with --help for the flags)\n", e.what());
-    return 2;
-  }
-  try {
-    return run(path);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
+  return run_program(app, argc, argv, [&] { return run(path); });
 }

@@ -25,7 +25,7 @@
 #include <memory>
 #include <string>
 
-#include <CLI/CLI.hpp>
+#include <trit/cli.hpp>
 #include <trit/trit.hpp>
 
 using namespace trit;
@@ -153,18 +153,5 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--threads", s.threads, "CPU threads")
       ->check(CLI::Range(1, 1024))->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\n(run with --help for the flags)\n", e.what());
-    return 2;
-  }
-  try {
-    return run(s);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
+  return run_program(app, argc, argv, [&] { return run(s); });
 }

@@ -27,7 +27,7 @@
 #include <type_traits>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include <trit/cli.hpp>
 #include <trit/trit.hpp>
 
 using namespace trit;
@@ -428,18 +428,5 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-fp-classifier", s.keep_fp_classifier,
                "keep the last linear layer FP32 (the papers' ~1 MB sizes need it quantized)");
   app.add_flag("--per-channel", s.per_channel, "ptq: one scale per output channel");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\n(run with --help for the flags)\n", e.what());
-    return 2;
-  }
-  try {
-    return run(s);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
+  return run_program(app, argc, argv, [&] { return run(s); });
 }
