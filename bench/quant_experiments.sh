@@ -22,7 +22,7 @@ while (($#)); do
     *) echo "error: unknown flag $1" >&2; exit 2 ;;
   esac
 done
-bin=$(dirname "$0")/../build/bin
+bin=${TRIT_BIN:-$(dirname "$0")/../build/bin}  # TRIT_BIN: another build's bin/
 mkdir -p "$out"
 results=$out/results.jsonl
 
