@@ -7,7 +7,8 @@
 #   bash bench/quant_experiments.sh OUT [--fp-epochs-baseline N] [--epochs N] [--train-limit N]
 #
 # Defaults are the full experiment (full training set). Smaller settings give a quick run;
-# the table records the settings of every row.
+# the table records the settings of every row. On a machine with other work running, export
+# OMP_WAIT_POLICY=passive: spinning OpenMP threads otherwise slow training 5-20x.
 set -euo pipefail
 out=${1:?usage: quant_experiments.sh OUT [--baseline-epochs N] [--epochs N] [--train-limit N] [--threads N]}
 shift
@@ -39,7 +40,9 @@ run() {  # run NAME FLAGS...: train, keep the log, append the summary with the s
   echo "$summary" >&2
 }
 
-run fp32 --epochs "$baseline_epochs" --lr 0.1 --weight-decay 5e-4
+# The baseline once: a re-run of the script reuses it (and its checkpoint).
+grep -q '"run": "fp32"' "$results" 2> /dev/null ||
+  run fp32 --epochs "$baseline_epochs" --lr 0.1 --weight-decay 5e-4
 for sparsity in 0.7 0.9; do
   for quant in ptq hq fq; do
     run "$quant-$sparsity" --quant "$quant" --sparsity "$sparsity" --bits 4 --epochs "$epochs" \
