@@ -24,6 +24,7 @@
 //   to the OS. When the system allocation fails, the cache is emptied and the allocation
 //   retried once before std::bad_alloc.
 // - empty_cache() returns every cached block to the OS (e.g. before measuring memory).
+// - Under AddressSanitizer nothing is cached, so ASan sees every free.
 // - The cache is never destroyed (it lives as long as the process), so tensors destroyed
 //   during static destruction stay safe.
 #include <unistd.h>
@@ -136,6 +137,9 @@ class CachingAllocator {
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     if (pages > 0 && page > 0) limit_ = std::max(limit_, size_t(pages) * size_t(page) / 4);
     if (const char* mb = std::getenv("TRIT_ALLOC_CACHE_MB")) limit_ = size_t(std::atoll(mb)) << 20;
+#if defined(__SANITIZE_ADDRESS__)
+    limit_ = 0;  // every block back to ASan, so a use after free is caught, not recycled
+#endif
   }
 
   std::mutex mutex_;
