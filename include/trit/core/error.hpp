@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace trit {
@@ -32,10 +33,12 @@ std::string error_message(const Parts&... parts) {
   return out.str();
 }
 
-// Throws trit::Error(where, message) when `condition` is false.
+// Throws trit::Error(where, message) when `condition` is false. Hot paths call this on every
+// element access or op, so nothing is built (no std::string) unless the check fails.
 template <class... Parts>
-void check(bool condition, const std::string& where, const Parts&... parts) {
-  if (!condition) throw Error(where, error_message(parts...));
+void check(bool condition, std::string_view where, const Parts&... parts) {
+  if (!condition) [[unlikely]]
+    throw Error(std::string(where), error_message(parts...));
 }
 
 }  // namespace trit

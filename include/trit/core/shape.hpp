@@ -3,6 +3,7 @@
 // Helpers for counting elements, printing and NumPy-style broadcasting.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "trit/core/error.hpp"
@@ -40,7 +41,7 @@ inline Shape contiguous_strides(const Shape& shape) {
 }
 
 // Maps a possibly negative axis (-1 = last) into [0, rank); throws naming `op` when out of range.
-inline int64_t normalize_axis(int64_t axis, int64_t rank, const std::string& op) {
+inline int64_t normalize_axis(int64_t axis, int64_t rank, std::string_view op) {
   int64_t a = axis < 0 ? axis + rank : axis;
   check(a >= 0 && a < rank, op, "axis ", axis, " is out of range for a tensor of rank ", rank);
   return a;
@@ -48,7 +49,7 @@ inline int64_t normalize_axis(int64_t axis, int64_t rank, const std::string& op)
 
 // NumPy broadcasting: shapes are aligned at their last dimension; each pair of extents must be
 // equal or one of them 1. Throws naming `op` and both shapes otherwise.
-inline Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& op) {
+inline Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
   size_t rank = std::max(a.size(), b.size());
   Shape out(rank);
   for (size_t i = 0; i < rank; ++i) {
