@@ -3,6 +3,8 @@
 // that must leave the previous checkpoint intact.
 #include <doctest/doctest.h>
 
+#include "error_of.hpp"
+
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -14,6 +16,8 @@
 #include <trit/nn/module.hpp>
 
 using trit::Tensor;
+
+using trit::testing::error_of;
 
 namespace {
 
@@ -53,17 +57,6 @@ std::vector<char> read_bytes(const std::string& path) { return trit::io::read_fi
 void write_bytes(const std::string& path, const std::vector<char>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-// The message of the trit::Error that `f` throws ("" if it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const trit::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 template <class T>

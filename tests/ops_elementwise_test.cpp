@@ -2,6 +2,8 @@
 // values against PyTorch (tests/reference/make_ops_basic.py), error messages, float builds.
 #include <doctest/doctest.h>
 
+#include "error_of.hpp"
+
 #include <string>
 #include <vector>
 
@@ -16,6 +18,8 @@ using trit::Tensor;
 using trit::testing::get;
 using trit::testing::max_abs_diff;
 using Inputs = std::vector<Tensor<double>>;
+
+using trit::testing::error_of;
 
 namespace {
 
@@ -35,17 +39,6 @@ template <class F>
 void expect_gradients(const std::string& what, F f, const Inputs& inputs) {
   auto r = trit::gradcheck([&](const Inputs& in) { return f(in); }, inputs);
   CHECK_MESSAGE(r.ok, what, ": ", r.report);
-}
-
-// The exception's message, or "" when f does not throw trit::Error.
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const trit::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

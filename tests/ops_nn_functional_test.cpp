@@ -2,6 +2,8 @@
 // against PyTorch (tests/reference/make_ops_basic.py), error messages, float builds.
 #include <doctest/doctest.h>
 
+#include "error_of.hpp"
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -18,6 +20,8 @@ using trit::Tensor;
 using trit::testing::get;
 using trit::testing::max_abs_diff;
 using Inputs = std::vector<Tensor<double>>;
+
+using trit::testing::error_of;
 
 namespace {
 
@@ -37,16 +41,6 @@ template <class F>
 void expect_gradients(const std::string& what, F f, const Inputs& inputs) {
   auto r = trit::gradcheck([&](const Inputs& in) { return f(in); }, inputs);
   CHECK_MESSAGE(r.ok, what, ": ", r.report);
-}
-
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const trit::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Runs y = f(inputs) with the reference's seed `key.v` and compares outputs and gradients

@@ -4,6 +4,8 @@
 // loading into a module.
 #include <doctest/doctest.h>
 
+#include "error_of.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +24,8 @@
 
 using trit::Tensor;
 namespace io = trit::io;
+
+using trit::testing::error_of;
 
 namespace {
 
@@ -50,17 +54,6 @@ std::string file_bytes(const std::string& header, const std::string& buffer, uin
 }
 std::string file_bytes(const std::string& header, const std::string& buffer) {
   return file_bytes(header, buffer, header.size());
-}
-
-// The message of the trit::Error that `f` throws ("" if it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const trit::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // The header JSON text of the safetensors file at `path`, padding included.

@@ -2,6 +2,8 @@
 // (decoded back with stb_image), nice axis ticks, atomic writes, the Ctrl-C flag.
 #include <doctest/doctest.h>
 
+#include "error_of.hpp"
+
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -19,6 +21,8 @@
 
 using namespace trit::train;
 
+using trit::testing::error_of;
+
 namespace {
 
 struct TempPath {
@@ -31,16 +35,6 @@ struct TempPath {
 std::string slurp(const std::string& path) {
   std::vector<char> bytes = trit::io::read_file(path);
   return std::string(bytes.begin(), bytes.end());
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const trit::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Decoded RGB image.

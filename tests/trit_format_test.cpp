@@ -4,6 +4,8 @@
 // version, and a seeded fuzz of a few thousand mutated files (with and without a repaired
 // checksum, so the parser itself is exercised), which must only ever raise trit::Error.
 #include <doctest/doctest.h>
+
+#include "error_of.hpp"
 #include <unistd.h>
 
 #include <cmath>
@@ -22,6 +24,8 @@ using trit::Tensor;
 namespace io = trit::io;
 namespace quant = trit::quant;
 
+using trit::testing::error_of;
+
 namespace {
 
 // A file path in the temp dir, removed at scope exit.
@@ -33,16 +37,6 @@ struct TempPath {
                  .string()) {}
   ~TempPath() { std::remove(path.c_str()); }
 };
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const trit::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // Uniform double in [0, 1) from a fixed-algorithm engine (same stream on every platform).
 double uniform(std::mt19937_64& gen) { return double(gen() >> 11) * 0x1.0p-53; }
