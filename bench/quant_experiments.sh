@@ -4,15 +4,17 @@
 # run starting from the FP32 checkpoint as the papers do. Each run's last JSON line goes into
 # OUT/results.jsonl; bench/results_table.py turns that into the markdown table.
 #
-#   bash bench/quant_experiments.sh OUT [--fp-epochs-baseline N] [--epochs N] [--train-limit N]
+#   bash bench/quant_experiments.sh OUT [--baseline-epochs N] [--epochs N] [--train-limit N]
+#                                       [--sparsities "0.9 0.7"] [--quants "ptq hq fq"]
 #
 # Defaults are the full experiment (full training set). Smaller settings give a quick run;
 # the table records the settings of every row. On a machine with other work running, export
 # OMP_WAIT_POLICY=passive: spinning OpenMP threads otherwise slow training 5-20x.
 set -euo pipefail
-out=${1:?usage: quant_experiments.sh OUT [--baseline-epochs N] [--epochs N] [--train-limit N] [--threads N]}
+out=${1:?usage: quant_experiments.sh OUT [--baseline-epochs N] [--epochs N] [--train-limit N] [--threads N] [--sparsities LIST] [--quants LIST]}
 shift
 baseline_epochs=10 epochs=6 limit=0 threads=2 model=resnet20
+sparsities="0.7 0.9" quants="ptq hq fq"
 while (($#)); do
   case $1 in
     --baseline-epochs) baseline_epochs=$2; shift 2 ;;
@@ -20,6 +22,8 @@ while (($#)); do
     --train-limit) limit=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --model) model=$2; shift 2 ;;
+    --sparsities) sparsities=$2; shift 2 ;;
+    --quants) quants=$2; shift 2 ;;
     *) echo "error: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -43,8 +47,9 @@ run() {  # run NAME FLAGS...: train, keep the log, append the summary with the s
 # The baseline once: a re-run of the script reuses it (and its checkpoint).
 grep -q '"run": "fp32"' "$results" 2> /dev/null ||
   run fp32 --epochs "$baseline_epochs" --lr 0.1 --weight-decay 5e-4
-for sparsity in 0.7 0.9; do
-  for quant in ptq hq fq; do
+for sparsity in $sparsities; do
+  for quant in $quants; do
+    grep -q "\"run\": \"$quant-$sparsity\"" "$results" 2> /dev/null && continue  # done before
     run "$quant-$sparsity" --quant "$quant" --sparsity "$sparsity" --bits 4 --epochs "$epochs" \
       --lr 0.02 --pretrained "$out/fp32/checkpoint.ckpt"
   done

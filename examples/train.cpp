@@ -9,12 +9,14 @@
 //   3. model            built by name from the model zoo
 //   4. optimizer        SGD, Adam or AdamW, with the quantizer policy as template argument:
 //                       optim::SGD<quant::PTQ> trains a ternary network
-
 //   5. resume           optionally continue from a checkpoint
 //   6. epochs           train, evaluate, log a CSV row, redraw the curves, save a checkpoint;
 //                       with a quantizer also the sparsity and the size the model would have
-//   7. summary          model.safetensors (the weights the forward pass used), weights.png
-//                       (histograms of latent and quantized weights), one JSON line
+//   7. files            model.safetensors (the weights the forward pass used), model.trit
+//                       (the compressed model), weights.png (latent and quantized weights);
+//                       model.trit is read back and run on the test set on its compressed
+//                       kernels, to show it predicts what the trained network predicts
+//   8. summary          one JSON line
 // Ctrl-C finishes the current batch, saves a checkpoint and exits cleanly.
 //
 // Errors (missing dataset, bad flag value, corrupt checkpoint, diverging loss) print one line
@@ -62,6 +64,11 @@ struct Settings {
   int bits = 5;                  // fq: bits per weight
   bool keep_fp_classifier = false;
   bool per_channel = false;      // ptq: one scale per output channel
+  bool refined_ste = true;       // ptq: masked decay of pruned latents (--no-refined-ste)
+  std::string reinit = "pruned"; // hq: none, pruned, project or regrow
+  double cosine_weight = 1e-3;   // hq: weight of the (1 - cos) term
+  std::string fq_mode = "auto";  // fq: auto, shift or recentralized
+  std::string fq_assignment = "sample";  // fq: sample or argmax (mixture component per weight)
 };
 
 // What a run trains: the model (and the arguments that rebuild it) and its data.
@@ -173,6 +180,51 @@ int64_t resume_from(const std::string& path, nn::Module<float>& model, Optimizer
   return std::stoll(c.metadata["epochs_done"]);
 }
 
+// What running the written .trit file on the compressed kernels gives on the test set, beside
+// the trained network: the file must predict what training ended with, image by image.
+struct FileCheck {
+  bool done = false;          // false: no compressed inference for this architecture
+  double accuracy = 0;        // test accuracy of the model rebuilt from the file
+  int64_t disagreements = 0;  // images whose argmax differs from the trained network's
+  double max_relative_difference = 0;  // max over images of max|a - b| / max|b| (b: trained)
+};
+
+FileCheck check_compressed_file(const std::string& path, nn::Module<float>& model,
+                                const data::Dataset& test_set) {
+  FileCheck result;
+  const io::CompressedModel file = io::read_compressed(path);
+  if (!infer::Model::supports(file.config.name)) return result;
+  const infer::Model compressed(file);
+  model.eval();
+  NoGradGuard no_grad;
+  int64_t correct = 0;
+  for (int64_t begin = 0; begin < test_set.size(); begin += 500) {
+    data::Dataset part = test_set.slice(begin, std::min(test_set.size(), begin + 500));
+    const Tensor<float> expected = model.forward(part.images);
+    const Tensor<float> got = compressed.forward(part.images);
+    const int64_t k = expected.size(1);
+    for (int64_t i = 0; i < part.size(); ++i) {
+      int64_t best_expected = 0, best_got = 0;
+      double scale = 0, difference = 0;
+      for (int64_t j = 0; j < k; ++j) {
+        const float e = expected[i * k + j], g = got[i * k + j];
+        if (e > expected[i * k + best_expected]) best_expected = j;
+        if (g > got[i * k + best_got]) best_got = j;
+        scale = std::max(scale, double(std::fabs(e)));
+        difference = std::max(difference, double(std::fabs(e - g)));
+      }
+      result.disagreements += best_expected != best_got;
+      correct += best_got == part.labels[i];
+      result.max_relative_difference =
+          std::max(result.max_relative_difference, difference / std::max(scale, 1e-12));
+    }
+  }
+  model.train();
+  result.done = true;
+  result.accuracy = test_set.size() ? double(correct) / double(test_set.size()) : 0;
+  return result;
+}
+
 template <class Optimizer>
 int train(const Settings& s, Optimizer& optimizer, const Job& job) {
   nn::Module<float>& model = *job.model;
@@ -276,13 +328,31 @@ int train(const Settings& s, Optimizer& optimizer, const Job& job) {
       s.out + "/model.trit", job.config, model.state_dict(), quantized_tensors(optimizer, s, s.epochs));
   save_weight_histograms(s.out + "/weights.png", optimizer);
 
-  // 7. the summary a script reads: the last line of stdout.
+  // 7. read the file back and run it on the compressed kernels: same predictions?
+  const FileCheck file_check = check_compressed_file(s.out + "/model.trit", model, test_set);
+  if (file_check.done)
+    std::fprintf(stderr, "model.trit on the compressed kernels: test accuracy %.2f%%, %lld of %lld"
+                 " predictions differ from the trained network's, logits within %.1e relative\n",
+                 100 * file_check.accuracy, static_cast<long long>(file_check.disagreements),
+                 static_cast<long long>(test_set.size()), file_check.max_relative_difference);
+
+  std::string file_json;
+  if (file_check.done) {
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  ", \"trit_test_accuracy\": %.4f, \"trit_prediction_differences\": %lld, "
+                  "\"trit_max_logit_relative_difference\": %.2e",
+                  file_check.accuracy, static_cast<long long>(file_check.disagreements),
+                  file_check.max_relative_difference);
+    file_json = text;
+  }
+  // 8. the summary a script reads: the last line of stdout.
   std::printf("{\"model\": \"%s\", \"dataset\": \"%s\", \"epochs\": %lld, \"threads\": %d, "
               "\"batch\": %lld, \"test_accuracy\": %.4f, \"test_loss\": %.4f, "
               "\"train_seconds\": %.2f, \"images_per_second\": %.1f, \"parameters\": %lld, "
               "\"model_bytes\": %lld, \"quant\": \"%s\", \"sparsity\": %.4f, \"fp32_bytes\": %lld, "
               "\"quantized_bytes\": %lld, \"compression_ratio\": %.2f, \"trit_file_bytes\": %lld, "
-              "\"trit_compression_ratio\": %.2f}\n",
+              "\"trit_compression_ratio\": %.2f%s}\n",
               s.model.c_str(), s.dataset.c_str(), static_cast<long long>(s.epochs), s.threads,
               static_cast<long long>(s.batch), test.accuracy, test.loss, train_seconds,
               train_seconds > 0 ? train_images / train_seconds : 0.0,
@@ -290,7 +360,7 @@ int train(const Settings& s, Optimizer& optimizer, const Job& job) {
               static_cast<long long>(size.quantized_bytes), s.quant.c_str(), size.sparsity(),
               static_cast<long long>(size.fp32_bytes), static_cast<long long>(size.quantized_bytes),
               size.compression_ratio(), static_cast<long long>(compressed.file_bytes),
-              double(size.fp32_bytes) / double(compressed.file_bytes));
+              double(size.fp32_bytes) / double(compressed.file_bytes), file_json.c_str());
   return 0;
 }
 
@@ -356,6 +426,7 @@ int run(const Settings& s) {
     o.schedule = schedule_from(s);
     o.selection = selection;
     o.per_channel = s.per_channel;
+    o.refined_ste = s.refined_ste;
     o.weight_decay = s.weight_decay;
     return run_with(quant::PTQ(o));
   }
@@ -363,6 +434,11 @@ int run(const Settings& s) {
     quant::HQOptions o;
     o.schedule = schedule_from(s);
     o.selection = selection;
+    o.reinit = s.reinit == "none"      ? quant::Reinit::none
+               : s.reinit == "project" ? quant::Reinit::project
+               : s.reinit == "regrow"  ? quant::Reinit::regrow
+                                       : quant::Reinit::pruned;
+    o.cosine_weight = s.cosine_weight;
     return run_with(quant::HQ(o));
   }
   if (s.quant == "fq") {
@@ -370,6 +446,10 @@ int run(const Settings& s) {
     o.bits = s.bits;
     o.schedule = schedule_from(s);
     o.selection = selection;
+    o.mode = s.fq_mode == "shift"           ? quant::FQMode::shift
+             : s.fq_mode == "recentralized" ? quant::FQMode::recentralized
+                                            : quant::FQMode::automatic;
+    o.sample_assignment = s.fq_assignment == "sample";
     return run_with(quant::FocusedPow2(o));
   }
   return run_with(quant::None{});
@@ -428,5 +508,16 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-fp-classifier", s.keep_fp_classifier,
                "keep the last linear layer FP32 (the papers' ~1 MB sizes need it quantized)");
   app.add_flag("--per-channel", s.per_channel, "ptq: one scale per output channel");
+  app.add_flag("!--no-refined-ste", s.refined_ste,
+               "ptq: no masked decay of pruned latents (the refined STE's term)");
+  app.add_option("--reinit", s.reinit, "hq: what happens to pruned latents at epoch ends")
+      ->check(CLI::IsMember({"none", "pruned", "project", "regrow"}))->capture_default_str();
+  app.add_option("--cosine-weight", s.cosine_weight, "hq: weight of the (1 - cos) loss term")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--fq-mode", s.fq_mode, "fq: per-layer choice (auto), plain shift, or recentralized")
+      ->check(CLI::IsMember({"auto", "shift", "recentralized"}))->capture_default_str();
+  app.add_option("--fq-assignment", s.fq_assignment,
+                 "fq: mixture component per weight sampled from the posterior, or its argmax")
+      ->check(CLI::IsMember({"sample", "argmax"}))->capture_default_str();
   return run_program(app, argc, argv, [&] { return run(s); });
 }

@@ -56,7 +56,7 @@ grep -q "train-images-idx3-ubyte.gz" "$work/err" || fail "truncated file error d
 
 run=$work/run
 expect 0 "train one epoch" -- "$train" --data "$data" --epochs 1 --batch 32 --out "$run" --threads 2
-tail -n 1 "$work/out" | grep -q '^{.*"test_accuracy": [0-9.]*.*"model_bytes": [0-9]*.*"trit_compression_ratio": [0-9.]*}$' \
+tail -n 1 "$work/out" | grep -q '^{.*"test_accuracy": [0-9.]*.*"model_bytes": [0-9]*.*"trit_compression_ratio": [0-9.]*.*}$' \
   || fail "last line is not the JSON summary: $(tail -n 1 "$work/out")"
 for f in checkpoint.ckpt log.csv curves.png; do [ -s "$run/$f" ] || fail "missing $run/$f"; done
 [ "$(wc -l < "$run/log.csv")" -eq 2 ] || fail "log.csv should hold a header and one row"
@@ -68,6 +68,12 @@ grep -q "resumed from" "$work/err" || fail "resume does not say so"
 expect 0 "train with a ternary quantizer" -- "$train" --data "$data" --epochs 1 --batch 32 --quant ptq --sparsity 0.6 --out "$work/ptq"
 tail -n 1 "$work/out" | grep -q '"quant": "ptq", "sparsity": 0.6' || fail "ptq summary: $(tail -n 1 "$work/out")"
 for f in model.safetensors model.trit weights.png; do [ -s "$work/ptq/$f" ] || fail "missing $work/ptq/$f"; done
+# The run reads model.trit back and runs it on the compressed kernels: same predictions.
+tail -n 1 "$work/out" | grep -q '"trit_prediction_differences": 0, "trit_max_logit_relative_difference": [0-9.]*e-0[5-9]' \
+  || fail "model.trit does not reproduce the trained network: $(tail -n 1 "$work/out")"
+expect 0 "train with focused power-of-two, argmax assignment" -- "$train" --data "$data" --epochs 1 --batch 32 --quant fq --fq-assignment argmax --out "$work/fq"
+tail -n 1 "$work/out" | grep -q '"quant": "fq".*"trit_prediction_differences": 0' || fail "fq summary: $(tail -n 1 "$work/out")"
+expect 2 "bad --reinit" -- "$train" --data "$data" --quant hq --reinit sometimes --out "$work/r0"
 expect 0 "trit-inspect of the trained model" -- "$inspect" "$work/ptq/model.trit"
 bytes=$(stat -c %s "$work/ptq/model.trit")
 grep -q "^file bytes: *$bytes " "$work/out" || fail "trit-inspect does not report the file's $bytes bytes"
