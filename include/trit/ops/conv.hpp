@@ -32,6 +32,9 @@
 //      The chunk's columns (kConvColumnBudget elements, 4 MB in float) stay in L3 between
 //      im2col and the GEMM; 16 MB chunks measured slower on bench/ops.cpp.
 //   TRIT_CONV_PATH=image or =chunk in the environment forces 3a or 3b (tests, benchmarks).
+// The input gradient of a stride-1 convolution with a square kernel is computed as a forward
+// convolution of gy with the flipped weight (conv2d_backward_input_as_conv), so it runs the
+// forward's im2col + GEMM instead of a GEMM into column gradients followed by col2im.
 // The column, transpose and partial-sum buffers are per-thread workspaces reused across calls, so
 // steady-state training allocates nothing here but the outputs. Gradients are computed only
 // for inputs that require them (the first layer's x does not).
@@ -117,10 +120,11 @@ inline Conv2dPlan plan_conv2d(const Shape& x, const Shape& w, bool has_bias, con
 }
 
 // A buffer of at least n elements owned by the calling thread, kept for later calls
-// (slot 0: columns, slot 1: transposed output / gradient).
+// (slot 0: columns, slot 1: transposed output / gradient, 2: weight-gradient partials,
+// 3: the flipped weight of the transposed-convolution grad input).
 template <class T>
 T* conv_workspace(int slot, int64_t n) {
-  thread_local std::vector<T> buffers[3];
+  thread_local std::vector<T> buffers[4];
   auto& b = buffers[slot];
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   return b.data();
@@ -281,6 +285,38 @@ void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, cons
   }
 }
 
+// The input gradient of a stride-1 convolution is itself a stride-1 convolution: of gy with
+// the weight flipped in space and with in/out channels swapped,
+//   gx[n, c, h, w] = sum_{o, kh, kw} gy[n, o, h - kh*d + pad, w - kw*d + pad] * w[o, c, kh, kw]
+//                  = conv2d(gy, wf, padding = d*(K-1) - pad)[n, c, h, w],
+//   wf[g*Cg + c, o, kh, kw] = w[g*Og + o, c, KH-1-kh, KW-1-kw]   (o within group g).
+// Running it through conv2d_forward replaces "GEMM into a K x P column gradient, then col2im
+// (a scatter-add)" with "im2col, then a GEMM with C outputs per pixel": the same shape as the
+// forward pass, half the memory traffic and no zero-fill (measured with bench/ops.cpp).
+// Needs a square kernel (one padding for both axes) and pad <= d*(K-1).
+inline bool transposed_conv_applies(const Conv2dPlan& p) {
+  return !p.depthwise && !p.pointwise && p.geo.stride == 1 && p.KH == p.KW &&
+         p.geo.padding <= p.geo.dilation * (p.KH - 1);
+}
+template <class T>
+void conv2d_backward_input_as_conv(const Conv2dPlan& p, const T* gy, const T* w, T* gx) {
+  const int64_t KK = p.KH * p.KW;
+  T* wf = conv_workspace<T>(3, p.C * p.Og * KK);
+  for (int64_t g = 0; g < p.G; ++g)
+    for (int64_t o = 0; o < p.Og; ++o)
+      for (int64_t c = 0; c < p.Cg; ++c) {
+        const T* src = w + ((g * p.Og + o) * p.Cg + c) * KK;
+        T* dst = wf + ((g * p.Cg + c) * p.Og + o) * KK;
+        for (int64_t k = 0; k < KK; ++k) dst[k] = src[KK - 1 - k];  // (kh, kw) -> flipped
+      }
+  Conv2dOptions t;
+  t.padding = p.geo.dilation * (p.KH - 1) - p.geo.padding;
+  t.dilation = p.geo.dilation;
+  t.groups = p.G;
+  const Conv2dPlan q = plan_conv2d({p.N, p.O, p.OH, p.OW}, {p.C, p.Og, p.KH, p.KW}, false, {}, t);
+  conv2d_forward(q, gy, wf, static_cast<const T*>(nullptr), gx);
+}
+
 // Gradients of conv2d given gy[N, O, OH, OW]: gx (dL/dx) and gw (dL/dweight), each written
 // when its pointer is not null (x is needed for gw, w for gx).
 template <class T>
@@ -299,6 +335,10 @@ void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T
         kernels::gemm<T>(true, false, p.Cg, p.P, p.Og, T(1), w + g * p.Og * p.Cg, p.Cg,
                          gy + (n * p.O + g * p.Og) * p.P, p.P, T(0),
                          gx + (n * p.C + g * p.Cg) * p.P, p.P);
+    gx = nullptr;  // done
+  }
+  if (gx && transposed_conv_applies(p)) {
+    conv2d_backward_input_as_conv(p, gy, w, gx);
     gx = nullptr;  // done
   }
   if (!gx && !gw) return;
