@@ -20,7 +20,9 @@
 //      thread order at the end. One coarse parallel loop per pass: no transposes, the
 //      column matrix of one image stays in L2, and (measured with bench/ops.cpp) it is as
 //      fast as 3b at 1 thread and holds up far better at 2 threads on a loaded machine,
-//      where 3b's many short multi-threaded GEMMs wait for descheduled partners.
+//      where 3b's many short multi-threaded GEMMs wait for descheduled partners. Its forward
+//      runs kernels::gemm_narrow instead of Eigen when a group has <= kNarrowMaxRows output
+//      channels (ResNet-20's layers): the column matrix is read in place, not packed again.
 //   3b. batch chunks (small outputs, e.g. 4x4, where per-image GEMMs would reduce over only
 //      P values; or fewer images than threads): the chunk's columns sit side by side,
 //      col[C*KH*KW, B*OH*OW], so each pass is one large GEMM per group, split over the
@@ -49,6 +51,7 @@
 #include "trit/core/tensor.hpp"
 #include "trit/kernels/depthwise.hpp"
 #include "trit/kernels/gemm.hpp"
+#include "trit/kernels/gemm_narrow.hpp"
 #include "trit/kernels/im2col.hpp"
 
 namespace trit {
@@ -73,6 +76,11 @@ struct Conv2dPlan {
   bool by_image;   // path 3a: per-image GEMMs in parallel over images (else 3b: batch chunks)
   kernels::ConvGeometry geo;  // the window sweep over all C channels of one image
 };
+
+// Path 3a forward (and the stride-1 grad input, which runs as a forward) uses
+// kernels::gemm_narrow when a group has at most this many output channels; wider layers
+// keep Eigen, whose packing pays off there.
+inline constexpr int64_t kNarrowMaxRows = 64;
 
 // Column-buffer budget of path 3, in elements: B = budget / (C*KH*KW*P) images per chunk.
 inline constexpr int64_t kConvColumnBudget = int64_t(1) << 20;
@@ -121,10 +129,11 @@ inline Conv2dPlan plan_conv2d(const Shape& x, const Shape& w, bool has_bias, con
 
 // A buffer of at least n elements owned by the calling thread, kept for later calls
 // (slot 0: columns, slot 1: transposed output / gradient, 2: weight-gradient partials,
-// 3: the flipped weight of the transposed-convolution grad input).
+// 3: the flipped weight of the transposed-convolution grad input, 4: the packed weight of
+// kernels::gemm_narrow).
 template <class T>
 T* conv_workspace(int slot, int64_t n) {
-  thread_local std::vector<T> buffers[4];
+  thread_local std::vector<T> buffers[5];
   auto& b = buffers[slot];
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   return b.data();
@@ -208,6 +217,25 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
           T* row = y + (n * p.O + o) * p.P;
           for (int64_t q = 0; q < p.P; ++q) row[q] += bias[o];
         }
+    }
+    return;
+  }
+  if (p.by_image && p.Og <= kNarrowMaxRows) {
+    // As below, with kernels::gemm_narrow reading the column matrix in place (its row
+    // stride padded off multiples of 4 KiB) and the weight packed once for all images.
+    const int64_t ld = p.P % 64 == 0 ? p.P + 16 : p.P;
+    const int64_t wpack = kernels::narrow_a_size<T>(p.Og, p.K);
+    T* wp = conv_workspace<T>(4, p.G * wpack);
+    for (int64_t g = 0; g < p.G; ++g)
+      kernels::pack_narrow_a(w + g * p.Og * p.K, p.K, p.Og, p.K, wp + g * wpack);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t n = 0; n < p.N; ++n) {
+      T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * ld);
+      kernels::im2col(x + n * p.C * p.H * p.W, p.geo, col, ld);
+      for (int64_t g = 0; g < p.G; ++g)
+        kernels::gemm_narrow<T>(p.Og, p.P, p.K, wp + g * wpack, col + g * p.K * ld, ld,
+                                bias ? bias + g * p.Og : nullptr,
+                                y + (n * p.O + g * p.Og) * p.P, p.P);
     }
     return;
   }

@@ -1,0 +1,125 @@
+#pragma once
+// gemm_narrow: C[M x N] = A[M x K] * B[K x N] (+ bias[i] on row i) for a short, wide product:
+// few rows M (a convolution weight with up to about 64 output channels), many columns N (the
+// output pixels of an im2col column matrix). All row-major; C is written, never read.
+//
+// Why not kernels::gemm (Eigen): for a narrow conv the column matrix B is as large as the
+// work it feeds (each of its entries meets only M weights), and Eigen copies ("packs") all of
+// B into its own panel layout before multiplying: on ResNet-20's 16-channel layers that copy
+// and the im2col before it cost about as much as the multiply. Here B is read in place: the
+// micro-kernel takes a tile of MR rows x NR columns of C (NR = two SIMD vectors) and, for
+// each k, loads NR consecutive values of row k of B (contiguous in row-major B), broadcasts
+// MR values of A and does 2*MR fused multiply-adds into accumulators that stay in registers.
+// Only A, which is small, is packed once (pack_narrow_a) into blocks of MR rows stored
+// k-major, so the MR values for one k are adjacent.
+//
+// Keep B's row stride ldb off multiples of 4 KiB (e.g. N + 16 floats for N = 1024): the K
+// rows of one tile would otherwise all map to the same L1 cache set.
+// Single-threaded; callers parallelise over independent products (images).
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include <Eigen/Core>
+
+namespace trit::kernels {
+
+// Tile sizes for element type T: NR = two SIMD vectors of columns; MR rows (8 where the ISA
+// has 32 vector registers, AVX-512 or AArch64: 16 accumulators + 2 loads; else 4).
+template <class T>
+struct NarrowTile {
+  using Packet = typename Eigen::internal::packet_traits<T>::type;
+  static constexpr int64_t L = Eigen::internal::unpacket_traits<Packet>::size;
+  static constexpr int64_t NR = 2 * L;
+#if defined(__AVX512F__) || defined(__aarch64__)
+  static constexpr int64_t MR = 8;
+#else
+  static constexpr int64_t MR = 4;
+#endif
+};
+
+// Elements pack_narrow_a writes for an M x K matrix (M rounded up to a multiple of MR).
+template <class T>
+int64_t narrow_a_size(int64_t M, int64_t K) {
+  constexpr int64_t MR = NarrowTile<T>::MR;
+  return (M + MR - 1) / MR * MR * K;
+}
+
+// A[M x K] (row stride lda) -> Ap: block b holds rows b*MR .. b*MR+MR-1 as
+// Ap[(b*K + k)*MR + i] = A[b*MR + i][k], rows past M as zeros.
+template <class T>
+void pack_narrow_a(const T* A, int64_t lda, int64_t M, int64_t K, T* Ap) {
+  constexpr int64_t MR = NarrowTile<T>::MR;
+  for (int64_t b = 0; b * MR < M; ++b)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t i = 0; i < MR; ++i) {
+        const int64_t row = b * MR + i;
+        Ap[(b * K + k) * MR + i] = row < M ? A[row * lda + k] : T(0);
+      }
+}
+
+namespace detail {
+
+// acc[MR x NR] = (packed MR-row block a) * B[0..K, 0..NR), B's rows ldb apart. When n < NR
+// (the last columns of C), B holds only n valid columns: those tiles go through a copy of
+// B's valid part (tail, K x NR, zero padded) instead.
+template <class T>
+inline void narrow_micro_kernel(int64_t K, const T* __restrict a, const T* __restrict b,
+                                int64_t ldb, T* __restrict acc) {
+  using Tile = NarrowTile<T>;
+  using Packet = typename Tile::Packet;
+  using namespace Eigen::internal;
+  constexpr int64_t MR = Tile::MR, L = Tile::L;
+  Packet c0[MR], c1[MR];
+  for (int64_t i = 0; i < MR; ++i) c0[i] = c1[i] = pset1<Packet>(T(0));
+  for (int64_t k = 0; k < K; ++k) {
+    const Packet b0 = ploadu<Packet>(b), b1 = ploadu<Packet>(b + L);
+#pragma GCC unroll 8
+    for (int64_t i = 0; i < MR; ++i) {
+      const Packet ai = pset1<Packet>(a[i]);
+      c0[i] = pmadd(ai, b0, c0[i]);
+      c1[i] = pmadd(ai, b1, c1[i]);
+    }
+    a += MR;
+    b += ldb;
+  }
+  for (int64_t i = 0; i < MR; ++i) {
+    pstoreu(acc + i * 2 * L, c0[i]);
+    pstoreu(acc + i * 2 * L + L, c1[i]);
+  }
+}
+
+}  // namespace detail
+
+// C[M x N] = A * B (+ bias[i] added to row i when bias is not null), A given packed by
+// pack_narrow_a (Ap), B[K x N] with row stride ldb, C with row stride ldc.
+template <class T>
+void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, int64_t ldb,
+                 const T* bias, T* C, int64_t ldc) {
+  constexpr int64_t MR = NarrowTile<T>::MR, NR = NarrowTile<T>::NR;
+  alignas(64) T acc[MR * NR];
+  std::vector<T> tail;  // the last, partial column panel of B, zero padded (rare)
+  for (int64_t j = 0; j < N; j += NR) {
+    const int64_t n = std::min(NR, N - j);
+    const T* panel = B + j;
+    int64_t ld = ldb;
+    if (n < NR) {
+      tail.assign(static_cast<size_t>(K * NR), T(0));
+      for (int64_t k = 0; k < K; ++k) std::copy(B + k * ldb + j, B + k * ldb + j + n, &tail[k * NR]);
+      panel = tail.data();
+      ld = NR;
+    }
+    for (int64_t i0 = 0; i0 < M; i0 += MR) {
+      detail::narrow_micro_kernel<T>(K, Ap + i0 * K, panel, ld, acc);
+      const int64_t m = std::min(MR, M - i0);
+      for (int64_t i = 0; i < m; ++i) {
+        const T add = bias ? bias[i0 + i] : T(0);
+        T* dst = C + (i0 + i) * ldc + j;
+        const T* src = acc + i * NR;
+        for (int64_t q = 0; q < n; ++q) dst[q] = src[q] + add;
+      }
+    }
+  }
+}
+
+}  // namespace trit::kernels
