@@ -20,9 +20,7 @@
 //      thread order at the end. One coarse parallel loop per pass: no transposes, the
 //      column matrix of one image stays in L2, and (measured with bench/ops.cpp) it is as
 //      fast as 3b at 1 thread and holds up far better at 2 threads on a loaded machine,
-//      where 3b's many short multi-threaded GEMMs wait for descheduled partners. Its forward
-//      runs kernels::gemm_narrow instead of Eigen when a group has <= kNarrowMaxRows output
-//      channels (ResNet-20's layers): the column matrix is read in place, not packed again.
+//      where 3b's many short multi-threaded GEMMs wait for descheduled partners.
 //   3b. batch chunks (small outputs, e.g. 4x4, where per-image GEMMs would reduce over only
 //      P values; or fewer images than threads): the chunk's columns sit side by side,
 //      col[C*KH*KW, B*OH*OW], so each pass is one large GEMM per group, split over the
@@ -31,6 +29,10 @@
 //        grad input   dcol[K, B*P]    = weight^T[K, O]   * gyT[O, B*P]        then col2im
 //        grad weight  gw[O, K]       += gyT[O, B*P]      * col^T[B*P, K]      (sum over chunks)
 //      (P = OH*OW, K = C/G*KH*KW per group; yT/gyT hold the output transposed to [O, B, P].)
+//   The forward GEMMs of 3a and 3b run kernels::gemm_narrow, which reads the column matrix in
+//   place instead of packing it again as Eigen does (on bench/ops.cpp, 1 thread: ResNet-20
+//   16 channels 93 -> 135 GFLOP/s, ResNet-18 128 channels 165 -> 230), unless one column
+//   panel of it exceeds kNarrowPanelBytes (K > 4096 in float), where Eigen's blocking wins.
 //      The chunk's columns (kConvColumnBudget elements, 4 MB in float) stay in L3 between
 //      im2col and the GEMM; 16 MB chunks measured slower on bench/ops.cpp.
 //   TRIT_CONV_PATH=image or =chunk in the environment forces 3a or 3b (tests, benchmarks).
@@ -77,10 +79,14 @@ struct Conv2dPlan {
   kernels::ConvGeometry geo;  // the window sweep over all C channels of one image
 };
 
-// Path 3a forward (and the stride-1 grad input, which runs as a forward) uses
-// kernels::gemm_narrow when a group has at most this many output channels; wider layers
-// keep Eigen, whose packing pays off there.
-inline constexpr int64_t kNarrowMaxRows = 64;
+// The forward (and the stride-1 grad input, which runs as a forward) uses kernels::gemm_narrow
+// when one column panel of the column matrix (K rows x NR columns) fits in this many bytes,
+// about half of a core's L2: the micro-kernel streams it once per block of MR output channels.
+inline constexpr int64_t kNarrowPanelBytes = int64_t(512) << 10;
+template <class T>
+bool use_gemm_narrow(const Conv2dPlan& p) {
+  return p.K * kernels::NarrowTile<T>::NR * int64_t(sizeof(T)) <= kNarrowPanelBytes;
+}
 
 // Column-buffer budget of path 3, in elements: B = budget / (C*KH*KW*P) images per chunk.
 inline constexpr int64_t kConvColumnBudget = int64_t(1) << 20;
@@ -137,6 +143,17 @@ T* conv_workspace(int slot, int64_t n) {
   auto& b = buffers[slot];
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   return b.data();
+}
+
+// Packs every group's weight for kernels::gemm_narrow into workspace slot 4 (group g at
+// g * narrow_a_size(Og, K)); returns it.
+template <class T>
+const T* pack_weight_narrow(const Conv2dPlan& p, const T* w) {
+  const int64_t wpack = kernels::narrow_a_size<T>(p.Og, p.K);
+  T* wp = conv_workspace<T>(4, p.G * wpack);
+  for (int64_t g = 0; g < p.G; ++g)
+    kernels::pack_narrow_a(w + g * p.Og * p.K, p.K, p.Og, p.K, wp + g * wpack);
+  return wp;
 }
 
 // C = op(A) * op(B) + beta * C as kernels::gemm, split by this function over the threads
@@ -220,14 +237,13 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
     }
     return;
   }
-  if (p.by_image && p.Og <= kNarrowMaxRows) {
+  const bool narrow = use_gemm_narrow<T>(p);
+  const int64_t wpack = kernels::narrow_a_size<T>(p.Og, p.K);
+  const T* wp = narrow ? pack_weight_narrow(p, w) : nullptr;
+  if (p.by_image && narrow) {
     // As below, with kernels::gemm_narrow reading the column matrix in place (its row
     // stride padded off multiples of 4 KiB) and the weight packed once for all images.
     const int64_t ld = p.P % 64 == 0 ? p.P + 16 : p.P;
-    const int64_t wpack = kernels::narrow_a_size<T>(p.Og, p.K);
-    T* wp = conv_workspace<T>(4, p.G * wpack);
-    for (int64_t g = 0; g < p.G; ++g)
-      kernels::pack_narrow_a(w + g * p.Og * p.K, p.K, p.Og, p.K, wp + g * wpack);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t n = 0; n < p.N; ++n) {
       T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * ld);
@@ -261,9 +277,24 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
     const int64_t b = std::min(p.chunk, p.N - n0), ld = b * p.P;
     im2col_chunk(p, x, n0, b, col);
-    for (int64_t g = 0; g < p.G; ++g)  // yT[g] (Og x bP) = w[g] (Og x K) * col[g] (K x bP)
-      gemm_split<T>(false, false, false, p.Og, ld, p.K, w + g * p.Og * p.K, p.K,
-                    col + g * p.K * ld, ld, T(0), yT + g * p.Og * ld, ld);
+    if (narrow) {
+      // yT[g] (Og x bP) = w[g] * col[g]: each thread a contiguous range of whole panels
+      constexpr int64_t NR = kernels::NarrowTile<T>::NR;
+      const int64_t parts = omp_get_max_threads();
+      const int64_t step = ((ld + NR - 1) / NR + parts - 1) / parts * NR;
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t g = 0; g < p.G; ++g)
+        for (int64_t part = 0; part < parts; ++part) {
+          const int64_t lo = std::min(ld, part * step), hi = std::min(ld, lo + step);
+          if (lo < hi)
+            kernels::gemm_narrow<T>(p.Og, hi - lo, p.K, wp + g * wpack, col + g * p.K * ld + lo,
+                                    ld, nullptr, yT + g * p.Og * ld + lo, ld);
+        }
+    } else {
+      for (int64_t g = 0; g < p.G; ++g)  // yT[g] (Og x bP) = w[g] (Og x K) * col[g] (K x bP)
+        gemm_split<T>(false, false, false, p.Og, ld, p.K, w + g * p.Og * p.K, p.K,
+                      col + g * p.K * ld, ld, T(0), yT + g * p.Og * ld, ld);
+    }
     scatter_chunk(p, yT, bias, n0, b, y);
   }
 }
