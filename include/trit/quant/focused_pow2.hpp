@@ -72,6 +72,7 @@
 #include "trit/quant/gaussian_mixture.hpp"
 #include "trit/quant/schedule.hpp"
 #include "trit/quant/selection.hpp"
+#include "trit/quant/ternary.hpp"
 
 namespace trit::quant {
 
@@ -338,25 +339,6 @@ class FocusedPow2 {
     return it->second;
   }
 
-  // z: the round(s * numel) smallest |theta| pruned, ties by index.
-  template <class T>
-  static void magnitude_mask(const Tensor<T>& latent, double s, std::vector<uint8_t>& mask) {
-    const int64_t n = latent.numel();
-    const int64_t k = std::clamp<int64_t>(std::llround(s * double(n)), 0, n);
-    mask.assign(size_t(n), 1);
-    if (k == 0) return;
-    std::vector<double> mags(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) mags[size_t(i)] = std::abs(double(latent[i]));
-    std::vector<double> sorted = mags;
-    std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end());
-    const double threshold = sorted[size_t(k - 1)];
-    int64_t ties = k - std::count_if(mags.begin(), mags.end(), [&](double m) { return m < threshold; });
-    for (int64_t i = 0; i < n; ++i) {
-      const double m = mags[size_t(i)];
-      if (m < threshold || (m == threshold && ties-- > 0)) mask[size_t(i)] = 0;
-    }
-  }
-
   // Fits the mixture to the survivors, chooses the mode, sets mu/sigma used, assigns m.
   template <class T>
   void fit(FQLayer& L, const Tensor<T>& latent) {
@@ -407,7 +389,8 @@ class FocusedPow2 {
     const double t = progress.epochs() - schedule.fp_epochs;  // epochs since quantization began
     if (!L.mask_frozen) {
       L.scheduled_sparsity = schedule.at(progress, L.target_sparsity);
-      magnitude_mask(latent, L.scheduled_sparsity, L.mask);
+      // z: the round(s * numel) smallest |theta| pruned, ties by index (quant/ternary.hpp).
+      L.mask = quant::magnitude_mask(latent, /*groups=*/1, L.scheduled_sparsity);
       if (t >= schedule.ramp_epochs) L.mask_frozen = true;
     }
     if (L.fits == 0 || t >= L.next_refit) {

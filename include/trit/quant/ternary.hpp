@@ -67,26 +67,33 @@ double magnitude_threshold(const T* w, int64_t n, int64_t k) {
 
 // Mask over `w` (1 kept, 0 pruned): in each group, the pruned_counts() smallest-|w| weights are
 // pruned. Ties at the threshold are broken by position (earlier pruned first), so the count is
-// exact whatever the values.
+// exact whatever the values. Per group: one nth_element over a copy of |w| finds t, the k-th
+// smallest |w|; everything below t is pruned, then weights equal to t in position order until
+// k are pruned. That is the first k in (|w|, position) order, in O(n) per group.
 template <class T>
 std::vector<uint8_t> magnitude_mask(const Tensor<T>& w, int64_t groups, double sparsity) {
   const int64_t n = w.numel();
   const std::vector<int64_t> prune = pruned_counts(n, groups, sparsity);
   const int64_t per = n / groups;
   std::vector<uint8_t> mask(size_t(n), 1);
-  std::vector<int64_t> order(static_cast<size_t>(per));
+  std::vector<T> magnitudes(static_cast<size_t>(per));
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t k = prune[size_t(g)];
     if (k == 0) continue;
     const T* v = w.data() + g * per;
-    // Order by (|w|, position); the first k in that order are pruned.
-    std::iota(order.begin(), order.end(), int64_t(0));
-    auto smaller = [v](int64_t a, int64_t b) {
-      const T x = std::abs(v[a]), y = std::abs(v[b]);
-      return x < y || (x == y && a < b);
-    };
-    if (k < per) std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), smaller);
-    for (int64_t j = 0; j < k; ++j) mask[size_t(g * per + order[size_t(j)])] = 0;
+    uint8_t* m = mask.data() + g * per;
+    if (k == per) {
+      std::fill(m, m + per, uint8_t(0));
+      continue;
+    }
+    for (int64_t i = 0; i < per; ++i) magnitudes[size_t(i)] = std::abs(v[i]);
+    std::nth_element(magnitudes.begin(), magnitudes.begin() + (k - 1), magnitudes.end());
+    const T threshold = magnitudes[size_t(k - 1)];
+    int64_t pruned = 0;
+    for (int64_t i = 0; i < per; ++i)
+      if (std::abs(v[i]) < threshold) m[i] = 0, ++pruned;
+    for (int64_t i = 0; i < per && pruned < k; ++i)
+      if (std::abs(v[i]) == threshold) m[i] = 0, ++pruned;
   }
   return mask;
 }
@@ -109,8 +116,9 @@ std::vector<double> least_squares_scales(const Tensor<T>& w, const std::vector<u
   for (int64_t g = 0; g < groups; ++g) {
     double sum = 0;
     int64_t kept = 0;
+    const T* v = w.data();
     for (int64_t i = g * per; i < (g + 1) * per; ++i)
-      if (mask[size_t(i)]) sum += std::abs(double(w[i])), ++kept;
+      if (mask[size_t(i)]) sum += std::abs(double(v[i])), ++kept;
     scales[size_t(g)] = kept ? sum / double(kept) : 0.0;
   }
   return scales;
@@ -138,9 +146,11 @@ void project_ternary(const Tensor<T>& w, const std::vector<uint8_t>& mask,
   check(out.numel() == n && int64_t(mask.size()) == n, "quant::project_ternary", "weights ",
         to_string(w.shape()), ", output ", to_string(out.shape()), " and mask of ", mask.size(),
         " do not match");
-  for (int64_t i = 0; i < n; ++i) {
-    const T a = T(scales[size_t(i / per)]);
-    out[i] = mask[size_t(i)] ? (w[i] < 0 ? -a : a) : T(0);
+  const T* in = w.data();
+  T* o = out.data();
+  for (int64_t g = 0; g < groups; ++g) {
+    const T a = T(scales[size_t(g)]);
+    for (int64_t i = g * per; i < (g + 1) * per; ++i) o[i] = mask[size_t(i)] ? (in[i] < 0 ? -a : a) : T(0);
   }
 }
 
@@ -149,7 +159,9 @@ template <class T>
 std::vector<double> group_norms(const Tensor<T>& w, int64_t groups) {
   const int64_t per = w.numel() / groups;
   std::vector<double> norms(size_t(groups), 0.0);
-  for (int64_t i = 0; i < w.numel(); ++i) norms[size_t(i / per)] += double(w[i]) * double(w[i]);
+  const T* v = w.data();
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i = g * per; i < (g + 1) * per; ++i) norms[size_t(g)] += double(v[i]) * double(v[i]);
   for (double& v : norms) v = std::sqrt(v);
   return norms;
 }
@@ -162,10 +174,11 @@ double cosine_similarity(const Tensor<T>& a, const Tensor<T>& b, int64_t begin =
         " and ", to_string(b.shape()), " differ in size");
   if (end < 0) end = a.numel();
   double ab = 0, aa = 0, bb = 0;
+  const T *x = a.data(), *y = b.data();
   for (int64_t i = begin; i < end; ++i) {
-    ab += double(a[i]) * double(b[i]);
-    aa += double(a[i]) * double(a[i]);
-    bb += double(b[i]) * double(b[i]);
+    ab += double(x[i]) * double(y[i]);
+    aa += double(x[i]) * double(x[i]);
+    bb += double(y[i]) * double(y[i]);
   }
   if (aa == 0 && bb == 0) return 1.0;
   if (aa == 0 || bb == 0) return 0.0;
@@ -268,7 +281,9 @@ template <class T>
 double zero_fraction(const Tensor<T>& w) {
   if (w.numel() == 0) return 0.0;
   int64_t zeros = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) zeros += w[i] == T(0);
+  const T* v = w.data();
+  const int64_t n = w.numel();
+  for (int64_t i = 0; i < n; ++i) zeros += v[i] == T(0);
   return double(zeros) / double(w.numel());
 }
 
