@@ -461,10 +461,10 @@ TEST_CASE("trit format: truncated, corrupt, foreign and other-version files rais
     write_bytes(bad.path, b);
     CHECK(error_of([&] { io::read_compressed(bad.path); }).find("magic") != std::string::npos);
     b = bytes;
-    b[4] = 2;
+    b[4] = 7;
     repair_crc(b);
     write_bytes(bad.path, b);
-    CHECK(error_of([&] { io::read_compressed(bad.path); }).find("version 2") != std::string::npos);
+    CHECK(error_of([&] { io::read_compressed(bad.path); }).find("version 7") != std::string::npos);
     CHECK(error_of([&] { io::read_compressed(bad.path + ".none"); }).find(".none") !=
           std::string::npos);
     // A checkpoint is not a .trit file.
@@ -474,10 +474,11 @@ TEST_CASE("trit format: truncated, corrupt, foreign and other-version files rais
   SUBCASE("a huge shape with a valid checksum is refused before any allocation") {
     io::CompressedModel m = io::compress(test_config(), s.state, s.codes);
     std::string b = io::serialize_compressed(m);
-    // The first record's first dim (conv.weight, 8) -> 2^40.
-    const size_t at = b.find("conv.weight") + 11 + 1 + 4;
+    // The first record's first dim (conv.weight, 8: a one-byte varint after the name, the
+    // encoding and the rank) -> 2^40, the varint 80 80 80 80 80 20.
+    const size_t at = b.find("conv.weight") + 11 + 1 + 1;
     REQUIRE(b[at] == 8);
-    b[at + 5] = 1;
+    b.replace(at, 1, "\x80\x80\x80\x80\x80\x20");
     repair_crc(b);
     CHECK(error_of([&] { io::parse_compressed(b.data(), b.size(), "f"); }).find("elements") !=
           std::string::npos);
@@ -494,8 +495,8 @@ TEST_CASE("trit format: truncated, corrupt, foreign and other-version files rais
     m.tensors.push_back(t);
     std::string b = io::serialize_compressed(m);
     CHECK(io::parse_compressed(b.data(), b.size(), "f").tensors[0].numel() == 0);
-    // Record: name, encoding, rank, 2 dims, payload length, then the u32 groups field.
-    const size_t groups_at = b.find("empty") + 5 + 1 + 4 + 16 + 8;
+    // Record: name, encoding, rank, 2 dims, payload length (one byte each), then groups.
+    const size_t groups_at = b.find("empty") + 5 + 1 + 1 + 2 + 1;
     REQUIRE(b[groups_at] == 1);
     b[groups_at] = 0;
     repair_crc(b);

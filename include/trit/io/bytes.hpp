@@ -36,6 +36,15 @@ class ByteWriter {
     scalar<uint32_t>(static_cast<uint32_t>(s.size()));
     out.append(s);
   }
+  // LEB128: 7 bits per byte, low bits first, high bit set on all bytes but the last
+  // (1 byte for values < 128, at most 10 for a u64). For counts, lengths and sizes.
+  void varint(uint64_t value) {
+    while (value >= 0x80) {
+      out.push_back(static_cast<char>((value & 0x7f) | 0x80));
+      value >>= 7;
+    }
+    out.push_back(static_cast<char>(value));
+  }
   template <class T>
   void elements(const T* data, int64_t n) {
     if constexpr (std::endian::native == std::endian::little) {
@@ -71,6 +80,23 @@ class ByteReader {
     U value;
     std::memcpy(&value, bytes, sizeof(U));
     return value;
+  }
+  // A LEB128 value (ByteWriter::varint); more than 10 bytes, or bits beyond 64, are corrupt.
+  uint64_t varint(const char* what) {
+    uint64_t value = 0;
+    for (int shift = 0;; shift += 7) {
+      const uint8_t byte = scalar<uint8_t>(what);
+      check(shift < 63 || byte <= 1, path_, "corrupt file: ", what, " does not fit 64 bits");
+      value |= uint64_t(byte & 0x7f) << shift;
+      if (!(byte & 0x80)) return value;
+    }
+  }
+  // n bytes as a string (checked).
+  std::string bytes(size_t n, const char* what) {
+    need(n, what);
+    std::string s(p_, n);
+    advance(n);
+    return s;
   }
   std::string string(const char* what) {
     uint32_t n = scalar<uint32_t>(what);
