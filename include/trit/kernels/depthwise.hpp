@@ -7,20 +7,23 @@
 //   x[N, C, H, W], w[C, KH, KW] (the [C, 1, KH, KW] weight), bias[C] or nullptr,
 //   y[N, C, OH, OW] with the geometry of ConvGeometry (g.C = C).
 //
+// The layers are memory-bound (9 multiply-adds per value read), so every loop visits the
+// planes in memory order, in parallel over consecutive runs of planes.
+//
 // Two loop forms:
-// - Fast path (3x3 filters, stride 1, padding <= 2*dilation: MobileNetV2's depthwise layers;
-//   the forward also at stride 2): the plane is first copied into a zero-bordered scratch plane
-//   (per thread, in L1/L2), so every output pixel reads all 9 taps with no bounds tests; the
-//   loop over output columns ow is vectorised with the 9 products summed in registers and
-//   one store per output. The input gradient is the same loop on the padded output gradient
-//   with the filter flipped (a stride-1 convolution's transpose), and the weight gradient
-//   sums the 9 tap products of gy and the padded x in 9 vector accumulators per plane.
-// - General path (other sizes, strides, dilations): for each filter tap (kh, kw) the output
-//   rows and columns whose input lies inside the image are one rectangle
+// - Fast path, 3x3 filters with padding 1, dilation 1 and stride 1 or 2 (all of MobileNetV2's
+//   depthwise layers). Each plane is first copied into a per-thread scratch buffer in a
+//   "flat" layout (PlaneLayout below) where every tap of the filter is a fixed offset from
+//   the output's own index: then out[j] = sum over taps of f[t] * src[t][j] is one vector
+//   loop over the whole plane with no bounds tests and no short rows, which keeps the 8x8
+//   and 4x4 planes of the deep layers (and the stride-2 layers) as fast per value as the
+//   32x32 ones. The input gradient is the same sweep over the output gradient (the filter
+//   flipped at stride 1; four interleaved parity classes at stride 2), and the weight
+//   gradient is 9 dot products of the output gradient with the 9 tap sources.
+// - General path (other sizes, strides, paddings, dilations): for each filter tap (kh, kw)
+//   the output rows and columns whose input lies inside the image are one rectangle
 //   (valid_output_range), so the inner loop over ow has no branches and vectorises; the plane
 //   stays in L1 across the KH*KW sweeps.
-// Loops run in parallel over N*C planes (over C for the weight gradient, whose planes all add
-// into one filter).
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -34,67 +37,166 @@ namespace trit::kernels {
 
 namespace detail {
 
-// Does the 3x3 stride-1 fast path apply (with a non-negative padding for the transpose)?
+// Does the fast path apply?
 inline bool depthwise_fast(const ConvGeometry& g) {
-  return g.KH == 3 && g.KW == 3 && g.stride == 1 && g.padding <= 2 * g.dilation;
+  return g.KH == 3 && g.KW == 3 && g.padding == 1 && g.dilation == 1 &&
+         (g.stride == 1 || g.stride == 2);
 }
 
-// A thread's scratch plane (slot 0 or 1) of at least n elements, kept between calls.
+// A thread's scratch buffer (slot 0 or 1) of at least n elements, kept between calls.
 template <class T>
-T* depthwise_scratch(int64_t n, int slot = 0) {
+T* depthwise_scratch(int64_t n, int slot) {
   thread_local std::vector<T> buffers[2];
   auto& buffer = buffers[slot];
   if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
   return buffer.data();
 }
 
-// pad[(H + 2p) x (W + 2p)] = the plane in[H x W] with a border of p zeros.
+inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// Vector width of the flat sweeps (16 floats: one AVX-512 register, two AVX2 ones).
+constexpr int kLanes = 16;
+
+// The flat layout of one plane for the fast path (S the stride, OH x OW the output).
+// Let xp(r, q) be the input zero-padded by one pixel: x[r-1][q-1] inside, 0 outside. Output
+// (oh, ow) reads xp(S*oh + kh, S*ow + kw). Split xp into S*S "sub-images" by the parity of r
+// and q: sub(a, b)[i][k] = xp(S*i + a, S*k + b), stored as RS = OH+1 rows of QW = OW+1
+// values (PS = RS*QW). Output (oh, ow) gets the flat index j = oh*QW + ow, and
+//
+//   tap (kh, kw) reads sub(kh % S, kw % S)[j + (kh / S)*QW + kw / S].
+//
+// At stride 1 (one sub-image, RS = H+1, QW = W+1) the padded plane's last column and row are
+// not stored: reading past a row's end lands on the next row's column 0 (a zero), past the
+// last row on the zeroed tail. Flat indices with ow = OW (or beyond OH*QW) are junk outputs,
+// computed and thrown away: (OH+1)(OW+1)/(OH*OW) times the useful work (1.06 at 32x32, 1.56
+// at 4x4), far cheaper than rows 4 or 8 wide.
+struct PlaneLayout {
+  int64_t S, OH, OW, RS, QW, PS;
+  int64_t n;     // flat outputs swept: OH*QW rounded up to kLanes
+  int64_t span;  // values per sub-image in the buffer: n + the farthest tap offset, rounded
+  explicit PlaneLayout(const ConvGeometry& g)
+      : S(g.stride), OH(g.out_h()), OW(g.out_w()), RS(OH + 1), QW(OW + 1), PS(RS * QW),
+        n(round_up(OH * QW, kLanes)),
+        span(std::max(round_up(PS, kLanes), n + round_up(2 * QW + 2, kLanes))) {}
+};
+
+// dst[0, n) = src[0, n) and dst[0, n) = 0 for the short rows (4 to 33 values) of the plane
+// copies: whole vectors through fixed-size Eigen arrays, then single values. (The compiler
+// would turn plain loops, or std::copy, into calls to memmove and memset, whose call
+// overhead costs more than such a row.)
 template <class T>
-void pad_plane(const T* __restrict in, int64_t H, int64_t W, int64_t p, T* __restrict pad) {
-  const int64_t PW = W + 2 * p;
-  std::fill(pad, pad + p * PW, T(0));
-  for (int64_t h = 0; h < H; ++h) {
-    T* row = pad + (p + h) * PW;
-    for (int64_t i = 0; i < p; ++i) row[i] = T(0);
-    std::copy(in + h * W, in + h * W + W, row + p);
-    for (int64_t i = p + W; i < PW; ++i) row[i] = T(0);
-  }
-  std::fill(pad + (p + H) * PW, pad + (H + 2 * p) * PW, T(0));
+inline void copy_row(const T* src, int64_t n, T* dst) {
+  using Vec = Eigen::Array<T, kLanes, 1>;
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) Eigen::Map<Vec>(dst + k) = Eigen::Map<const Vec>(src + k);
+  for (; k < n; ++k) dst[k] = src[k];
+}
+template <class T>
+inline void zero_row(T* dst, int64_t n) {
+  using Vec = Eigen::Array<T, kLanes, 1>;
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) Eigen::Map<Vec>(dst + k).setZero();
+  for (; k < n; ++k) dst[k] = T(0);
 }
 
-// The forward sweep's fast path also takes stride 2 (MobileNetV2's downsampling layers).
-inline bool depthwise_fast_forward(const ConvGeometry& g) {
-  return g.KH == 3 && g.KW == 3 && (g.stride == 1 || g.stride == 2);
-}
-
-// out[OH x OW] = b + sum over the 3x3 taps of f[kh*3 + kw] * pad[oh*S + kh*d][ow*S + kw*d],
-// pad a zero-bordered plane of row length PW, S the stride (1 or 2).
+// sub[i][k] (i < RS, k < QW) = xp(S*i + a, S*k + b) of the plane in[H x W] (zero-padded by 1).
 template <int S, class T>
-void conv3x3_plane(const T* __restrict pad, int64_t PW, const T* f, int64_t d, T b,
-                   T* __restrict out, int64_t OH, int64_t OW) {
-  const T f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3], f4 = f[4], f5 = f[5], f6 = f[6],
-          f7 = f[7], f8 = f[8];
-  for (int64_t oh = 0; oh < OH; ++oh) {
-    const T* r0 = pad + oh * S * PW;
-    const T* r1 = r0 + d * PW;
-    const T* r2 = r1 + d * PW;
-    T* o = out + oh * OW;
-#pragma omp simd
-    for (int64_t ow = 0; ow < OW; ++ow) {
-      const int64_t i = ow * S;
-      T s = b;
-      s += f0 * r0[i];
-      s += f1 * r0[i + d];
-      s += f2 * r0[i + 2 * d];
-      s += f3 * r1[i];
-      s += f4 * r1[i + d];
-      s += f5 * r1[i + 2 * d];
-      s += f6 * r2[i];
-      s += f7 * r2[i + d];
-      s += f8 * r2[i + 2 * d];
-      o[ow] = s;
+void fill_sub(const T* __restrict in, int64_t H, int64_t W, int a, int b, int64_t RS,
+              int64_t QW, T* __restrict sub) {
+  // columns k with 1 <= S*k + b <= W
+  const int64_t k_lo = b == 0 ? 1 : 0, k_hi = std::min(QW, (W - b) / S + 1);
+  for (int64_t i = 0; i < RS; ++i) {
+    T* row = sub + i * QW;
+    const int64_t r = S * i + a;  // padded row
+    if (r < 1 || r > H) {
+      zero_row(row, QW);
+      continue;
     }
+    const T* src = in + (r - 1) * W + b - 1;  // src[S*k] = x[r-1][S*k + b - 1]
+    for (int64_t k = 0; k < k_lo; ++k) row[k] = T(0);
+    if constexpr (S == 1)
+      copy_row(src + k_lo, k_hi - k_lo, row + k_lo);
+    else
+      for (int64_t k = k_lo; k < k_hi; ++k) row[k] = src[S * k];
+    for (int64_t k = k_hi; k < QW; ++k) row[k] = T(0);
   }
+}
+
+// Copies the plane in[H x W] into the S*S sub-images of buf (sub-image (a, b) at
+// buf + (a*S + b)*L.span) and zeroes the tail of each span. With S = 1 and parity 1 the copy
+// is the plain plane with a zero column and row after it: the layout of an output gradient
+// (H x W = OH x OW), whose value at flat index j pairs with output j.
+template <int S, class T>
+void fill_plane(const T* in, int64_t H, int64_t W, const PlaneLayout& L, int parity, T* buf) {
+  for (int a = 0; a < S; ++a)
+    for (int b = 0; b < S; ++b) {
+      T* sub = buf + (a * S + b) * L.span;
+      fill_sub<S>(in, H, W, a + parity, b + parity, L.RS, L.QW, sub);
+      zero_row(sub + L.PS, L.span - L.PS);
+    }
+}
+
+// The 9 tap sources of a filled plane: tap (kh, kw) -> sub(kh % S, kw % S) + offset.
+template <class T>
+void tap_sources(const T* buf, const PlaneLayout& L, const T* src[9]) {
+  for (int kh = 0; kh < 3; ++kh)
+    for (int kw = 0; kw < 3; ++kw)
+      src[kh * 3 + kw] = buf + ((kh % L.S) * L.S + kw % L.S) * L.span +
+                         (kh / L.S) * L.QW + kw / L.S;
+}
+
+// out[r*out_stride + j] = bias + sum over t < TAPS of f[t] * src[t][r*in_stride + j], for
+// r < rows and j < len (len a multiple of kLanes): kLanes outputs at a time summed in
+// registers over all taps (a fixed-size Eigen array, so the compiler emits plain vector
+// FMAs), then stored once. One long flat row (rows = 1), or the plane's rows written straight
+// to their place when OW is a multiple of kLanes (no junk outputs, no copy afterwards).
+template <int TAPS, class T>
+void tap_sum(const T* const* src, const T* f, T bias, int64_t rows, int64_t len,
+             int64_t in_stride, T* __restrict out, int64_t out_stride) {
+  using Vec = Eigen::Array<T, kLanes, 1>;
+  using In = Eigen::Map<const Vec>;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < len; j += kLanes) {
+      const int64_t at = r * in_stride + j;
+      Vec acc = Vec::Constant(bias);
+      for (int t = 0; t < TAPS; ++t) acc += f[t] * In(src[t] + at);
+      Eigen::Map<Vec>(out + r * out_stride + j) = acc;
+    }
+}
+
+// out[OH x OW] = the 3x3 sweep of the filled plane's 9 tap sources with f and bias: straight
+// into out's rows when OW is a multiple of kLanes, else flat into the scratch flat[L.n] and
+// then the OW real values of each row copied out.
+template <class T>
+void sweep_plane(const T* const* src, const T* f, T bias, const PlaneLayout& L, T* flat,
+                 T* out) {
+  if (L.OW % kLanes == 0) {
+    tap_sum<9>(src, f, bias, L.OH, L.OW, L.QW, out, L.OW);
+    return;
+  }
+  tap_sum<9>(src, f, bias, 1, L.n, 0, flat, 0);
+  for (int64_t oh = 0; oh < L.OH; ++oh) copy_row(flat + oh * L.QW, L.OW, out + oh * L.OW);
+}
+
+// sums[t] += sum over j < n of g[j] * src[t][j] for the 9 taps (n a multiple of kLanes): per
+// tap a vector of kLanes partial sums in registers, reduced once at the end.
+template <class T>
+void tap_dot(const T* const* src, const T* g, int64_t n, double* sums) {
+  using Vec = Eigen::Array<T, kLanes, 1>;
+  using In = Eigen::Map<const Vec>;
+  Vec acc[9];
+  for (auto& a : acc) a.setZero();
+  for (int64_t j = 0; j < n; j += kLanes) {
+    const Vec gv = In(g + j);
+    for (int t = 0; t < 9; ++t) acc[t] += gv * In(src[t] + j);
+  }
+  for (int t = 0; t < 9; ++t) sums[t] += double(acc[t].sum());
+}
+
+// Planes per scheduling chunk: runs of consecutive planes of about 4096 values, so that
+// threads stream through memory in order and still split small layers.
+inline int64_t plane_grain(int64_t plane_size) {
+  return std::max<int64_t>(1, 4096 / std::max<int64_t>(plane_size, 1));
 }
 
 }  // namespace detail
@@ -104,18 +206,24 @@ template <class T>
 void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const ConvGeometry& g,
                        T* y) {
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
-  if (detail::depthwise_fast_forward(g)) {
-    const int64_t p = g.padding, PW = g.W + 2 * p;
-#pragma omp parallel for schedule(dynamic, 32)
-    for (int64_t nc = 0; nc < N * C; ++nc) {
-      const int64_t c = nc % C;
-      T* pad = detail::depthwise_scratch<T>((g.H + 2 * p) * PW);
-      detail::pad_plane(x + nc * g.H * g.W, g.H, g.W, p, pad);
-      const T b = bias ? bias[c] : T(0);
-      if (s == 1)
-        detail::conv3x3_plane<1>(pad, PW, w + c * 9, g.dilation, b, y + nc * OH * OW, OH, OW);
-      else
-        detail::conv3x3_plane<2>(pad, PW, w + c * 9, g.dilation, b, y + nc * OH * OW, OH, OW);
+  if (detail::depthwise_fast(g)) {
+    const detail::PlaneLayout L(g);
+    const int64_t grain = detail::plane_grain(g.H * g.W);
+#pragma omp parallel
+    {
+      T* buf = detail::depthwise_scratch<T>(s * s * L.span, 0);
+      T* out = detail::depthwise_scratch<T>(L.n, 1);
+#pragma omp for schedule(dynamic, grain)
+      for (int64_t nc = 0; nc < N * C; ++nc) {
+        const int64_t c = nc % C;
+        if (s == 1)
+          detail::fill_plane<1>(x + nc * g.H * g.W, g.H, g.W, L, 0, buf);
+        else
+          detail::fill_plane<2>(x + nc * g.H * g.W, g.H, g.W, L, 0, buf);
+        const T* src[9];
+        detail::tap_sources(buf, L, src);
+        detail::sweep_plane(src, w + c * 9, bias ? bias[c] : T(0), L, out, y + nc * OH * OW);
+      }
     }
     return;
   }
@@ -154,17 +262,74 @@ void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const C
 template <class T>
 void depthwise_backward_input(const T* gy, const T* w, int64_t N, const ConvGeometry& g, T* gx) {
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
+  if (detail::depthwise_fast(g) && s == 1) {
+    // gx[ih][iw] = sum over taps of f[kh][kw] * gy[ih + 1 - kh][iw + 1 - kw]: the forward
+    // sweep over gy (zero-padded by 1, OH x OW = H x W) with the filter flipped.
+    const detail::PlaneLayout L(g);
+    const int64_t grain = detail::plane_grain(g.H * g.W);
+#pragma omp parallel
+    {
+      T* buf = detail::depthwise_scratch<T>(L.span, 0);
+      T* out = detail::depthwise_scratch<T>(L.n, 1);
+#pragma omp for schedule(dynamic, grain)
+      for (int64_t nc = 0; nc < N * C; ++nc) {
+        const T* f = w + (nc % C) * 9;
+        const T flipped[9] = {f[8], f[7], f[6], f[5], f[4], f[3], f[2], f[1], f[0]};
+        detail::fill_plane<1>(gy + nc * OH * OW, OH, OW, L, 0, buf);
+        const T* src[9];
+        detail::tap_sources(buf, L, src);
+        detail::sweep_plane(src, flipped, T(0), L, out, gx + nc * g.H * g.W);
+      }
+    }
+    return;
+  }
   if (detail::depthwise_fast(g)) {
-    // gx[ih][iw] = sum over taps of w[kh][kw] * gy[ih + p - kh*d][iw + p - kw*d]: the 3x3
-    // sweep over gy padded by q = 2d - p with the filter flipped, whose output is H x W.
-    const int64_t q = 2 * g.dilation - g.padding, PW = OW + 2 * q;
-#pragma omp parallel for schedule(dynamic, 32)
-    for (int64_t nc = 0; nc < N * C; ++nc) {
-      const T* f = w + (nc % C) * 9;
-      const T flipped[9] = {f[8], f[7], f[6], f[5], f[4], f[3], f[2], f[1], f[0]};
-      T* pad = detail::depthwise_scratch<T>((OH + 2 * q) * PW);
-      detail::pad_plane(gy + nc * OH * OW, OH, OW, q, pad);
-      detail::conv3x3_plane<1>(pad, PW, flipped, g.dilation, T(0), gx + nc * g.H * g.W, g.H, g.W);
+    // Stride 2: input pixel (ih, iw) = (2i + a, 2k + b) was read by the taps with
+    // kh = a + 1 - 2*(oh - i) and kw = b + 1 - 2*(ow - k), so each of the four parity
+    // classes (a, b) is a small sweep over gy, stored with a zero column and row after the
+    // plane (the gy[i+1], gy[k+1] below read zeros past the edge):
+    //   gx[2i  ][2k  ] = f11 gy[i][k]
+    //   gx[2i  ][2k+1] = f10 gy[i][k+1] + f12 gy[i][k]
+    //   gx[2i+1][2k  ] = f01 gy[i+1][k] + f21 gy[i][k]
+    //   gx[2i+1][2k+1] = f00 gy[i+1][k+1] + f02 gy[i+1][k] + f20 gy[i][k+1] + f22 gy[i][k]
+    // The class planes are computed flat (index i*QW + k, as the forward's outputs) and
+    // interleaved back into gx's rows.
+    const detail::PlaneLayout L(g);
+    const int64_t grain = detail::plane_grain(g.H * g.W), Q = L.QW;
+#pragma omp parallel
+    {
+      T* buf = detail::depthwise_scratch<T>(L.span, 0);
+      T* out = detail::depthwise_scratch<T>(4 * L.n, 1);
+      T* P[4] = {out, out + L.n, out + 2 * L.n, out + 3 * L.n};  // classes 00, 01, 10, 11
+#pragma omp for schedule(dynamic, grain)
+      for (int64_t nc = 0; nc < N * C; ++nc) {
+        const T* f = w + (nc % C) * 9;
+        detail::fill_plane<1>(gy + nc * OH * OW, OH, OW, L, 1, buf);
+        const T* s00[1] = {buf};
+        const T f00[1] = {f[4]};
+        const T* s01[2] = {buf + 1, buf};
+        const T f01[2] = {f[3], f[5]};
+        const T* s10[2] = {buf + Q, buf};
+        const T f10[2] = {f[1], f[7]};
+        const T* s11[4] = {buf + Q + 1, buf + Q, buf + 1, buf};
+        const T f11[4] = {f[0], f[2], f[6], f[8]};
+        detail::tap_sum<1>(s00, f00, T(0), 1, L.n, 0, P[0], 0);
+        detail::tap_sum<2>(s01, f01, T(0), 1, L.n, 0, P[1], 0);
+        detail::tap_sum<2>(s10, f10, T(0), 1, L.n, 0, P[2], 0);
+        detail::tap_sum<4>(s11, f11, T(0), 1, L.n, 0, P[3], 0);
+        T* plane = gx + nc * g.H * g.W;
+        for (int64_t ih = 0; ih < g.H; ++ih) {
+          const int64_t a = ih % 2, at = (ih / 2) * Q;
+          const T* even = P[2 * a] + at;     // columns 2k
+          const T* odd = P[2 * a + 1] + at;  // columns 2k + 1
+          T* row = plane + ih * g.W;
+          for (int64_t k = 0; k < g.W / 2; ++k) {
+            row[2 * k] = even[k];
+            row[2 * k + 1] = odd[k];
+          }
+          if (g.W % 2) row[g.W - 1] = even[g.W / 2];
+        }
+      }
     }
     return;
   }
@@ -199,44 +364,35 @@ void depthwise_backward_input(const T* gy, const T* w, int64_t N, const ConvGeom
 }
 
 // gw[C, KH, KW] = dL/dw given gy and the forward input x (gw overwritten). Each channel's
-// filter gradient sums over all N planes of that channel, so threads split the channels.
-// Per tap, products accumulate elementwise into a row of OW partial sums (vectorised, no
-// horizontal reduction per row) that is summed once at the end.
+// filter gradient sums over all N planes of that channel.
 template <class T>
 void depthwise_backward_weight(const T* gy, const T* x, int64_t N, const ConvGeometry& g,
                                T* gw) {
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
   if (detail::depthwise_fast(g)) {
-    // gw[c][kh][kw] = sum over n, oh, ow of gy[n][c][oh][ow] * pad_x[oh + kh*d][ow + kw*d].
-    // gy's rows are copied into rows of the padded width PW (OW = PW - 2d values, then 2d
-    // zeros), so that both planes are read with one flat index i = oh*PW + ow and each tap is
-    // a fixed offset: per plane, 9 long dot products (Eigen's, vectorised) of L = OH*PW.
-    const int64_t p = g.padding, PW = g.W + 2 * p, d = g.dilation;
-    const int64_t PH = g.H + 2 * p, L = OH * PW;
-    const int64_t offset[9] = {0,      d,      2 * d,  d * PW,          d * PW + d,
-                               d * PW + 2 * d, 2 * d * PW, 2 * d * PW + d, 2 * d * PW + 2 * d};
-    using Vec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-    // Planes are visited in memory order (in parallel over N*C), each thread adding into its
-    // own partial gw[C, 9] in double; the partials are added in thread order at the end.
+    // gw[c][kh][kw] = sum over n, oh, ow of gy[n][c][oh][ow] * xp[n][c][S*oh + kh][S*ow + kw]:
+    // with x's plane in the flat layout and gy's plane stored in the same layout (zeros at
+    // the junk outputs), one dot product of gy with each of the 9 tap sources. Planes are
+    // visited in memory order (in parallel over N*C), each thread adding into its own partial
+    // gw[C, 9] in double; the partials are added in thread order at the end.
+    const detail::PlaneLayout L(g);
     const int threads = omp_get_max_threads();
     std::vector<double> partials(static_cast<size_t>(threads) * C * 9, 0.0);
 #pragma omp parallel
     {
       double* mine = partials.data() + static_cast<size_t>(omp_get_thread_num()) * C * 9;
-      T* pad = detail::depthwise_scratch<T>(PH * PW + 2 * d, 0);  // + slack read as zeros
-      T* gyp = detail::depthwise_scratch<T>(L, 1);
-      std::fill(pad + PH * PW, pad + PH * PW + 2 * d, T(0));
+      T* buf = detail::depthwise_scratch<T>(s * s * L.span, 0);
+      T* gy_flat = detail::depthwise_scratch<T>(L.span, 1);
 #pragma omp for schedule(static)
       for (int64_t nc = 0; nc < N * C; ++nc) {
-        detail::pad_plane(x + nc * g.H * g.W, g.H, g.W, p, pad);
-        const T* gy_plane = gy + nc * OH * OW;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-          std::copy(gy_plane + oh * OW, gy_plane + oh * OW + OW, gyp + oh * PW);
-          for (int64_t i = OW; i < PW; ++i) gyp[oh * PW + i] = T(0);
-        }
-        const Vec v(gyp, L);
-        double* acc = mine + (nc % C) * 9;
-        for (int k = 0; k < 9; ++k) acc[k] += v.dot(Vec(pad + offset[k], L));
+        if (s == 1)
+          detail::fill_plane<1>(x + nc * g.H * g.W, g.H, g.W, L, 0, buf);
+        else
+          detail::fill_plane<2>(x + nc * g.H * g.W, g.H, g.W, L, 0, buf);
+        detail::fill_plane<1>(gy + nc * OH * OW, OH, OW, L, 1, gy_flat);
+        const T* src[9];
+        detail::tap_sources(buf, L, src);
+        detail::tap_dot(src, gy_flat, L.n, mine + (nc % C) * 9);
       }
     }
     for (int64_t i = 0; i < C * 9; ++i) {
@@ -246,6 +402,9 @@ void depthwise_backward_weight(const T* gy, const T* x, int64_t N, const ConvGeo
     }
     return;
   }
+  // General path: per tap, products accumulate elementwise into a row of OW partial sums
+  // (vectorised, no horizontal reduction per row) that is summed once at the end. Threads
+  // split the channels.
 #pragma omp parallel
   {
     std::vector<T> partial(static_cast<size_t>(OW));  // this thread's row of partial sums
