@@ -11,6 +11,9 @@
 //                the file with its shape, and nothing else
 //   4. forward   eval mode (BatchNorm uses its running statistics, no dropout), no graph
 //   5. output    the tensor "logits" [N, K] in a safetensors file
+//   6. check     with --expect E.safetensors: compares with E's tensor "logits" (for example
+//                PyTorch's, saved beside the input) and fails if an element differs by more
+//                than --tolerance times max(1, |expected|)
 //
 // From PyTorch (with the safetensors package):
 //   save_file(model.state_dict(), "w.safetensors"); save_file({"input": x}, "x.safetensors")
@@ -21,6 +24,8 @@
 // weight shapes, so a wrong choice would not show up as a loading error).
 //
 // Errors print one line "error: ..." on stderr; the exit status is 1, or 2 for a usage error.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -43,6 +48,8 @@ struct Settings {
   std::string weights;
   std::string input;
   std::string output;
+  std::string expect;        // safetensors file with the expected "logits"
+  double tolerance = 1e-4;   // per element, relative to max(1, |expected|)
   int threads = 2;
 };
 
@@ -64,12 +71,35 @@ bool is_trit_file(const std::string& path) {
   return path.size() >= 5 && path.compare(path.size() - 5, 5, ".trit") == 0;
 }
 
-// 5. output: the tensor "logits" [N, K].
+// 6. check: the largest |logit - expected| / max(1, |expected|) against --tolerance.
+int check_expected(const Settings& s, const Tensor<float>& logits) {
+  io::SafetensorsFile file = io::load_safetensors(s.expect);
+  const Tensor<float>* expected = file.find("logits");
+  check(expected != nullptr, s.expect, "no tensor named 'logits' in the file");
+  check(expected->shape() == logits.shape(), s.expect, "expected logits of shape ",
+        to_string(expected->shape()), ", the model gives ", to_string(logits.shape()));
+  double worst = 0;
+  int64_t at = 0;
+  for (int64_t i = 0; i < logits.numel(); ++i) {
+    const double e = (*expected)[i];
+    const double difference = std::fabs(double(logits[i]) - e) / std::max(1.0, std::fabs(e));
+    if (!(difference <= worst)) worst = difference, at = i;  // a NaN counts as the worst
+  }
+  const bool ok = worst <= s.tolerance;
+  std::printf("%s: largest difference %.3g (relative to max(1, |expected|)) at logit %lld, "
+              "tolerance %.3g\n", ok ? "match" : "MISMATCH", worst, static_cast<long long>(at),
+              s.tolerance);
+  check(ok, s.expect, "logits differ by ", worst, " at element ", at, ", more than --tolerance ",
+        s.tolerance);
+  return 0;
+}
+
+// 5. output: the tensor "logits" [N, K]; then 6. the check against --expect.
 int write_logits(const Settings& s, const std::string& model, const Tensor<float>& logits) {
   io::save_safetensors(s.output, {{"logits", logits}}, {{"model", model}, {"weights", s.weights}});
   std::fprintf(stderr, "%s: logits %s written to %s\n", model.c_str(),
                to_string(logits.shape()).c_str(), s.output.c_str());
-  return 0;
+  return s.expect.empty() ? 0 : check_expected(s, logits);
 }
 
 int run(const Settings& s) {
@@ -151,6 +181,10 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--output", s.output, "safetensors file to write the tensor 'logits' [N, K] to")
       ->required();
+  app.add_option("--expect", s.expect,
+                 "safetensors file whose tensor 'logits' the output must match (exit 1 if not)");
+  app.add_option("--tolerance", s.tolerance, "--expect: largest |y - e| / max(1, |e|) allowed")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--threads", s.threads, "CPU threads")
       ->check(CLI::Range(1, 1024))->capture_default_str();
   return run_program(app, argc, argv, [&] { return run(s); });

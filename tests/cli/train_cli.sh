@@ -90,6 +90,20 @@ expect 0 "trit-predict from model.trit" -- "$predict" --weights "$work/ptq/model
 [ -s "$work/logits.safetensors" ] || fail "trit-predict wrote no logits"
 expect 1 "trit-predict from safetensors without --model" -- "$predict" --weights "$work/ptq/model.safetensors" --input "$work/input.safetensors" --output "$work/l2.safetensors"
 expect 1 "trit-predict from a corrupt input" -- "$predict" --weights "$work/ptq/model.trit" --input "$work/ptq/model.trit" --output "$work/l3.safetensors"
+# trit-predict against PyTorch: torchvision-style weights and the logits PyTorch computed for
+# them (tests/reference/make_interop.py), checked by trit-predict --expect itself.
+ref=$(dirname "$0")/../reference/interop
+expect 0 "trit-predict matches PyTorch's resnet20 logits" -- "$predict" --model resnet20 --num-classes 10 \
+  --weights "$ref/resnet20.safetensors" --input "$ref/resnet20_io.safetensors" --output "$work/r20.safetensors" \
+  --expect "$ref/resnet20_io.safetensors"
+grep -q "^match: " "$work/out" || fail "trit-predict --expect printed no match line"
+expect 0 "trit-predict matches PyTorch's mobilenet_v2 logits" -- "$predict" --model mobilenet_v2 --width 0.25 \
+  --weights "$ref/mobilenet_v2.safetensors" --input "$ref/mobilenet_v2_io.safetensors" --output "$work/mb.safetensors" \
+  --expect "$ref/mobilenet_v2_io.safetensors"
+expect 1 "trit-predict --expect with other logits" -- "$predict" --model mobilenet_v2 --width 0.25 --small-input \
+  --weights "$ref/mobilenet_v2.safetensors" --input "$ref/mobilenet_v2_io.safetensors" --output "$work/mb.safetensors" \
+  --expect "$ref/mobilenet_v2_io.safetensors"
+grep -q "MISMATCH" "$work/out" || fail "a mismatch does not say MISMATCH"
 expect 1 "resume a ptq checkpoint without --quant" -- "$train" --data "$data" --epochs 2 --out "$work/r2" --resume "$work/ptq/checkpoint.ckpt"
 expect 2 "sparsity out of range" -- "$train" --quant ptq --sparsity 1.5
 
