@@ -128,6 +128,35 @@ void fill_sub(const T* __restrict in, int64_t H, int64_t W, int a, int b, int64_
 // (H x W = OH x OW), whose value at flat index j pairs with output j.
 template <int S, class T>
 void fill_plane(const T* in, int64_t H, int64_t W, const PlaneLayout& L, int parity, T* buf) {
+  if constexpr (S == 2) {
+    if (parity == 0) {
+      // One pass over each input row, splitting it into its even and odd padded columns:
+      // padded row r = 2i + a goes to row i of sub(a, 0) (columns 0, x[1], x[3], ...) and of
+      // sub(a, 1) (columns x[0], x[2], ...).
+      for (int64_t i = 0; i < L.RS; ++i)
+        for (int a = 0; a < 2; ++a) {
+          T* even = buf + (2 * a) * L.span + i * L.QW;
+          T* odd = buf + (2 * a + 1) * L.span + i * L.QW;
+          const int64_t r = 2 * i + a;
+          if (r < 1 || r > H) {
+            zero_row(even, L.QW);
+            zero_row(odd, L.QW);
+            continue;
+          }
+          const T* row = in + (r - 1) * W;
+          for (int64_t k = 0; k < W / 2; ++k) {
+            odd[k] = row[2 * k];
+            even[k + 1] = row[2 * k + 1];
+          }
+          even[0] = T(0);
+          if (W % 2) odd[W / 2] = row[W - 1];
+          for (int64_t k = W / 2 + 1; k < L.QW; ++k) even[k] = T(0);
+          for (int64_t k = (W + 1) / 2; k < L.QW; ++k) odd[k] = T(0);
+        }
+      for (int sub = 0; sub < 4; ++sub) zero_row(buf + sub * L.span + L.PS, L.span - L.PS);
+      return;
+    }
+  }
   for (int a = 0; a < S; ++a)
     for (int b = 0; b < S; ++b) {
       T* sub = buf + (a * S + b) * L.span;
@@ -178,18 +207,21 @@ void sweep_plane(const T* const* src, const T* f, T bias, const PlaneLayout& L, 
   for (int64_t oh = 0; oh < L.OH; ++oh) copy_row(flat + oh * L.QW, L.OW, out + oh * L.OW);
 }
 
-// sums[t] += sum over j < n of g[j] * src[t][j] for the 9 taps (n a multiple of kLanes): per
-// tap a vector of kLanes partial sums in registers, reduced once at the end.
+// sums[t] += sum over r < rows, j < len of g[r*g_stride + j] * src[t][r*in_stride + j] for
+// the 9 taps (len a multiple of kLanes): per tap a vector of kLanes partial sums in
+// registers, reduced once at the end.
 template <class T>
-void tap_dot(const T* const* src, const T* g, int64_t n, double* sums) {
+void tap_dot(const T* const* src, const T* g, int64_t rows, int64_t len, int64_t in_stride,
+             int64_t g_stride, double* sums) {
   using Vec = Eigen::Array<T, kLanes, 1>;
   using In = Eigen::Map<const Vec>;
   Vec acc[9];
   for (auto& a : acc) a.setZero();
-  for (int64_t j = 0; j < n; j += kLanes) {
-    const Vec gv = In(g + j);
-    for (int t = 0; t < 9; ++t) acc[t] += gv * In(src[t] + j);
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < len; j += kLanes) {
+      const Vec gv = In(g + r * g_stride + j);
+      for (int t = 0; t < 9; ++t) acc[t] += gv * In(src[t] + r * in_stride + j);
+    }
   for (int t = 0; t < 9; ++t) sums[t] += double(acc[t].sum());
 }
 
@@ -371,8 +403,8 @@ void depthwise_backward_weight(const T* gy, const T* x, int64_t N, const ConvGeo
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
   if (detail::depthwise_fast(g)) {
     // gw[c][kh][kw] = sum over n, oh, ow of gy[n][c][oh][ow] * xp[n][c][S*oh + kh][S*ow + kw]:
-    // with x's plane in the flat layout and gy's plane stored in the same layout (zeros at
-    // the junk outputs), one dot product of gy with each of the 9 tap sources. Planes are
+    // with x's plane in the flat layout, one dot product of gy's rows (or of gy stored in the
+    // same layout, zeros at the junk outputs) with each of the 9 tap sources. Planes are
     // visited in memory order (in parallel over N*C), each thread adding into its own partial
     // gw[C, 9] in double; the partials are added in thread order at the end.
     const detail::PlaneLayout L(g);
@@ -389,10 +421,14 @@ void depthwise_backward_weight(const T* gy, const T* x, int64_t N, const ConvGeo
           detail::fill_plane<1>(x + nc * g.H * g.W, g.H, g.W, L, 0, buf);
         else
           detail::fill_plane<2>(x + nc * g.H * g.W, g.H, g.W, L, 0, buf);
-        detail::fill_plane<1>(gy + nc * OH * OW, OH, OW, L, 1, gy_flat);
         const T* src[9];
         detail::tap_sources(buf, L, src);
-        detail::tap_dot(src, gy_flat, L.n, mine + (nc % C) * 9);
+        if (OW % detail::kLanes == 0) {  // gy's rows read in place
+          detail::tap_dot(src, gy + nc * OH * OW, OH, OW, L.QW, OW, mine + (nc % C) * 9);
+        } else {  // gy copied into the flat layout, zeros at the junk outputs
+          detail::fill_plane<1>(gy + nc * OH * OW, OH, OW, L, 1, gy_flat);
+          detail::tap_dot(src, gy_flat, 1, L.n, 0, 0, mine + (nc % C) * 9);
+        }
       }
     }
     for (int64_t i = 0; i < C * 9; ++i) {
