@@ -4,6 +4,7 @@
 // batch, skipped gradients, and the errors bad shapes raise.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,22 @@ TEST_CASE("conv2d matches PyTorch in double and float") {
     check_against_torch<double>(name, 1e-10);
     check_against_torch<float>(name, 2e-4);
   }
+}
+
+TEST_CASE("conv2d matches PyTorch on every forced path") {
+  // TRIT_CONV_PATH forces the per-image path (with or without its implicit-im2col forward) or
+  // the batch-chunk path, which the small reference shapes would not all pick on their own.
+  const char* before = std::getenv("TRIT_CONV_PATH");
+  const std::string saved = before ? before : "";
+  for (const char* path : {"image", "implicit", "chunk"}) {
+    ::setenv("TRIT_CONV_PATH", path, 1);
+    for (const auto& name : kCases) {
+      check_against_torch<double>(name, 1e-10);
+      check_against_torch<float>(name, 2e-4);
+    }
+  }
+  if (before) ::setenv("TRIT_CONV_PATH", saved.c_str(), 1);
+  else ::unsetenv("TRIT_CONV_PATH");
 }
 
 TEST_CASE("conv2d passes gradcheck on every path") {

@@ -60,12 +60,10 @@ void pack_narrow_a(const T* A, int64_t lda, int64_t M, int64_t K, T* Ap) {
 
 namespace detail {
 
-// acc[MR x NR] = (packed MR-row block a) * B[0..K, 0..NR), B's rows ldb apart. When n < NR
-// (the last columns of C), B holds only n valid columns: those tiles go through a copy of
-// B's valid part (tail, K x NR, zero padded) instead.
+// acc[MR x NR] = (packed MR-row block a) * B[0..K, 0..NR), row k of B starting at b + boff[k].
 template <class T>
 inline void narrow_micro_kernel(int64_t K, const T* __restrict a, const T* __restrict b,
-                                int64_t ldb, T* __restrict acc) {
+                                const int64_t* __restrict boff, T* __restrict acc) {
   using Tile = NarrowTile<T>;
   using Packet = typename Tile::Packet;
   using namespace Eigen::internal;
@@ -73,7 +71,8 @@ inline void narrow_micro_kernel(int64_t K, const T* __restrict a, const T* __res
   Packet c0[MR], c1[MR];
   for (int64_t i = 0; i < MR; ++i) c0[i] = c1[i] = pset1<Packet>(T(0));
   for (int64_t k = 0; k < K; ++k) {
-    const Packet b0 = ploadu<Packet>(b), b1 = ploadu<Packet>(b + L);
+    const T* bk = b + boff[k];
+    const Packet b0 = ploadu<Packet>(bk), b1 = ploadu<Packet>(bk + L);
 #pragma GCC unroll 8
     for (int64_t i = 0; i < MR; ++i) {
       const Packet ai = pset1<Packet>(a[i]);
@@ -81,7 +80,6 @@ inline void narrow_micro_kernel(int64_t K, const T* __restrict a, const T* __res
       c1[i] = pmadd(ai, b1, c1[i]);
     }
     a += MR;
-    b += ldb;
   }
   for (int64_t i = 0; i < MR; ++i) {
     pstoreu(acc + i * 2 * L, c0[i]);
@@ -92,25 +90,33 @@ inline void narrow_micro_kernel(int64_t K, const T* __restrict a, const T* __res
 }  // namespace detail
 
 // C[M x N] = A * B (+ bias[i] added to row i when bias is not null), A given packed by
-// pack_narrow_a (Ap), B[K x N] with row stride ldb, C with row stride ldc.
+// pack_narrow_a (Ap), C with row stride ldc. Row k of B[K x N] is the N contiguous values at
+// B + boff[k]: boff[k] = k * ldb for an ordinary row-major matrix; a convolution passes the
+// offsets of its kernel taps into a padded image instead (implicit im2col, ops/conv.hpp).
+// Every B + boff[k] + j for j < N must be readable.
 template <class T>
-void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, int64_t ldb,
+void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const int64_t* boff,
                  const T* bias, T* C, int64_t ldc) {
   constexpr int64_t MR = NarrowTile<T>::MR, NR = NarrowTile<T>::NR;
   alignas(64) T acc[MR * NR];
-  std::vector<T> tail;  // the last, partial column panel of B, zero padded (rare)
+  std::vector<T> tail;             // the last, partial column panel of B, zero padded (rare)
+  std::vector<int64_t> tail_off;   // its row offsets, k * NR
   for (int64_t j = 0; j < N; j += NR) {
     const int64_t n = std::min(NR, N - j);
     const T* panel = B + j;
-    int64_t ld = ldb;
+    const int64_t* off = boff;
     if (n < NR) {
       tail.assign(static_cast<size_t>(K * NR), T(0));
-      for (int64_t k = 0; k < K; ++k) std::copy(B + k * ldb + j, B + k * ldb + j + n, &tail[k * NR]);
+      tail_off.resize(static_cast<size_t>(K));
+      for (int64_t k = 0; k < K; ++k) {
+        std::copy(B + boff[k] + j, B + boff[k] + j + n, &tail[k * NR]);
+        tail_off[k] = k * NR;
+      }
       panel = tail.data();
-      ld = NR;
+      off = tail_off.data();
     }
     for (int64_t i0 = 0; i0 < M; i0 += MR) {
-      detail::narrow_micro_kernel<T>(K, Ap + i0 * K, panel, ld, acc);
+      detail::narrow_micro_kernel<T>(K, Ap + i0 * K, panel, off, acc);
       const int64_t m = std::min(MR, M - i0);
       for (int64_t i = 0; i < m; ++i) {
         const T add = bias ? bias[i0 + i] : T(0);
@@ -120,6 +126,13 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, int64
       }
     }
   }
+}
+
+// Row offsets k * ldb, k < K, of an ordinary row-major B for gemm_narrow.
+inline std::vector<int64_t> row_offsets(int64_t K, int64_t ldb) {
+  std::vector<int64_t> off(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k) off[k] = k * ldb;
+  return off;
 }
 
 }  // namespace trit::kernels

@@ -35,7 +35,8 @@
 //   panel of it exceeds kNarrowPanelBytes (K > 4096 in float), where Eigen's blocking wins.
 //      The chunk's columns (kConvColumnBudget elements, 4 MB in float) stay in L3 between
 //      im2col and the GEMM; 16 MB chunks measured slower on bench/ops.cpp.
-//   TRIT_CONV_PATH=image or =chunk in the environment forces 3a or 3b (tests, benchmarks).
+//   TRIT_CONV_PATH=image or =chunk in the environment forces 3a or 3b (tests, benchmarks);
+//   =implicit forces 3a with its stride-1 forward on the padded image (conv_implicit).
 // The input gradient of a stride-1 convolution with a square kernel is computed as a forward
 // convolution of gy with the flipped weight (conv2d_backward_input_as_conv), so it runs the
 // forward's im2col + GEMM instead of a GEMM into column gradients followed by col2im.
@@ -94,8 +95,19 @@ inline constexpr int64_t kConvColumnBudget = int64_t(1) << 20;
 // Path 3a or 3b (see the header comment). The environment variable TRIT_CONV_PATH=image or
 // =chunk forces one (to test both paths on the same shapes, or to compare their speed).
 inline bool conv_by_image(const Conv2dPlan& p) {
-  if (const char* e = std::getenv("TRIT_CONV_PATH")) return e[0] == 'i';
+  if (const char* e = std::getenv("TRIT_CONV_PATH")) return e[0] == 'i';  // image, implicit
   return p.P >= 32 && p.N >= omp_get_max_threads();
+}
+
+// Whether the stride-1 forward of path 3a skips im2col (conv2d_forward_implicit): when the
+// padded grid wastes at most 1/8 of its columns (Wp - OW <= OW/8: 32x32 and 16x16 images
+// with a 3x3 kernel; at 8x8 the 25% extra multiplies cost more than im2col, measured on
+// bench/ops.cpp). TRIT_CONV_PATH=implicit forces it wherever it applies (tests).
+inline bool conv_implicit(const Conv2dPlan& p) {
+  if (p.geo.stride != 1) return false;
+  if (const char* e = std::getenv("TRIT_CONV_PATH")) return e[0] == 'i' && e[1] == 'm' && e[2] == 'p';
+  const int64_t Wp = p.W + 2 * p.geo.padding;
+  return (Wp - p.OW) * 8 <= p.OW;
 }
 
 inline Conv2dPlan plan_conv2d(const Shape& x, const Shape& w, bool has_bias, const Shape& b,
@@ -213,6 +225,58 @@ void im2col_chunk(const Conv2dPlan& p, const T* x, int64_t n0, int64_t b, T* col
     kernels::im2col(x + (n0 + i) * p.C * p.H * p.W, p.geo, col + i * p.P, b * p.P);
 }
 
+// Stride-1 forward of path 3a without a column matrix ("implicit im2col"). Image n is copied
+// into a zero-padded xp[C, Hp, Wp] (Hp = H + 2*pad, Wp = W + 2*pad). On the output grid of
+// width Wp (grid position q = oh*Wp + ow, ow < Wp), row (c, kh, kw) of the column matrix is
+// then the contiguous run xp[c] + kh*d*Wp + kw*d + q: gemm_narrow reads it there through its
+// row offsets. The grid positions with ow >= OW are computed and dropped when the result
+// yg[Og, (OH-1)*Wp + OW] is copied into y (Wp/OW - 1 extra work: 6% at 32x32, 25% at 8x8),
+// which costs far less than writing and reading the K x P column matrix (9 copies of the
+// image for a 3x3 kernel).
+template <class T>
+void conv2d_forward_implicit(const Conv2dPlan& p, const T* x, const T* wp, int64_t wpack,
+                             const T* bias, T* y) {
+  const int64_t pad = p.geo.padding, d = p.geo.dilation;
+  const int64_t Hp = p.H + 2 * pad, Wp = p.W + 2 * pad, grid = (p.OH - 1) * Wp + p.OW;
+  // offsets of the K rows of every group: tap (c, kh, kw) of group g
+  std::vector<int64_t> off(static_cast<size_t>(p.G * p.K));
+  for (int64_t g = 0; g < p.G; ++g)
+    for (int64_t c = 0; c < p.Cg; ++c)
+      for (int64_t kh = 0; kh < p.KH; ++kh)
+        for (int64_t kw = 0; kw < p.KW; ++kw)
+          off[((g * p.Cg + c) * p.KH + kh) * p.KW + kw] =
+              ((g * p.Cg + c) * Hp + kh * d) * Wp + kw * d;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t n = 0; n < p.N; ++n) {
+    T* xp = conv_workspace<T>(0, p.C * Hp * Wp);
+    T* yg = conv_workspace<T>(1, p.Og * grid);
+    const T* xn = x + n * p.C * p.H * p.W;
+    for (int64_t c = 0; c < p.C; ++c) {  // xp[c] = x[n][c] inside a frame of pad zeros
+      T* plane = xp + c * Hp * Wp;
+      std::fill(plane, plane + pad * Wp, T(0));
+      for (int64_t h = 0; h < p.H; ++h) {
+        T* row = plane + (pad + h) * Wp;
+        std::fill(row, row + pad, T(0));
+        std::copy(xn + (c * p.H + h) * p.W, xn + (c * p.H + h + 1) * p.W, row + pad);
+        std::fill(row + pad + p.W, row + Wp, T(0));
+      }
+      std::fill(plane + (pad + p.H) * Wp, plane + Hp * Wp, T(0));
+    }
+    for (int64_t g = 0; g < p.G; ++g) {
+      kernels::gemm_narrow<T>(p.Og, grid, p.K, wp + g * wpack, xp, off.data() + g * p.K,
+                              nullptr, yg, grid);
+      for (int64_t o = 0; o < p.Og; ++o) {  // drop the grid columns ow >= OW, add the bias
+        const T add = bias ? bias[g * p.Og + o] : T(0);
+        T* dst = y + (n * p.O + g * p.Og + o) * p.P;
+        for (int64_t oh = 0; oh < p.OH; ++oh) {
+          const T* src = yg + o * grid + oh * Wp;
+          for (int64_t ow = 0; ow < p.OW; ++ow) dst[oh * p.OW + ow] = src[ow] + add;
+        }
+      }
+    }
+  }
+}
+
 // y = conv2d(x, w) + bias (bias may be nullptr).
 template <class T>
 void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, T* y) {
@@ -240,16 +304,21 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
   const bool narrow = use_gemm_narrow<T>(p);
   const int64_t wpack = kernels::narrow_a_size<T>(p.Og, p.K);
   const T* wp = narrow ? pack_weight_narrow(p, w) : nullptr;
+  if (p.by_image && narrow && conv_implicit(p)) {
+    conv2d_forward_implicit(p, x, wp, wpack, bias, y);
+    return;
+  }
   if (p.by_image && narrow) {
     // As below, with kernels::gemm_narrow reading the column matrix in place (its row
     // stride padded off multiples of 4 KiB) and the weight packed once for all images.
     const int64_t ld = p.P % 64 == 0 ? p.P + 16 : p.P;
+    const std::vector<int64_t> off = kernels::row_offsets(p.K, ld);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t n = 0; n < p.N; ++n) {
       T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * ld);
       kernels::im2col(x + n * p.C * p.H * p.W, p.geo, col, ld);
       for (int64_t g = 0; g < p.G; ++g)
-        kernels::gemm_narrow<T>(p.Og, p.P, p.K, wp + g * wpack, col + g * p.K * ld, ld,
+        kernels::gemm_narrow<T>(p.Og, p.P, p.K, wp + g * wpack, col + g * p.K * ld, off.data(),
                                 bias ? bias + g * p.Og : nullptr,
                                 y + (n * p.O + g * p.Og) * p.P, p.P);
     }
@@ -280,6 +349,7 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
     if (narrow) {
       // yT[g] (Og x bP) = w[g] * col[g]: each thread a contiguous range of whole panels
       constexpr int64_t NR = kernels::NarrowTile<T>::NR;
+      const std::vector<int64_t> off = kernels::row_offsets(p.K, ld);
       const int64_t parts = omp_get_max_threads();
       const int64_t step = ((ld + NR - 1) / NR + parts - 1) / parts * NR;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -288,7 +358,7 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
           const int64_t lo = std::min(ld, part * step), hi = std::min(ld, lo + step);
           if (lo < hi)
             kernels::gemm_narrow<T>(p.Og, hi - lo, p.K, wp + g * wpack, col + g * p.K * ld + lo,
-                                    ld, nullptr, yT + g * p.Og * ld + lo, ld);
+                                    off.data(), nullptr, yT + g * p.Og * ld + lo, ld);
         }
     } else {
       for (int64_t g = 0; g < p.G; ++g)  // yT[g] (Og x bP) = w[g] (Og x K) * col[g] (K x bP)
