@@ -15,6 +15,9 @@
 
 #include <trit/infer/compressed_model.hpp>
 #include <trit/models.hpp>
+#include <trit/optim/sgd.hpp>
+#include <trit/quant/focused_pow2.hpp>
+#include <trit/quant/ptq.hpp>
 #include <trit/ops.hpp>
 #include <trit/quant/codes.hpp>
 #include <trit/quant/ternary.hpp>
@@ -84,19 +87,27 @@ std::vector<quant::QuantizedTensor> ternarize(nn::Module<float>& model, double s
   return out;
 }
 
-// Random eval-mode statistics and affine parameters for every BatchNorm of `model`.
+// Random eval-mode statistics and affine parameters for every BatchNorm of `model` (the
+// modules with a running_mean).
 void randomise_batch_norms(nn::Module<float>& model, Generator& gen) {
-  for (auto& [name, t] : model.state_dict()) {
-    auto ends = [&](const std::string& s) {
-      return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
-    };
-    if (name.find("bn") == std::string::npos && name.find("downsample.1") == std::string::npos)
+  auto state = model.state_dict();
+  for (auto& [name, t] : state) {
+    const std::string suffix = ".running_mean";
+    if (name.size() < suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
       continue;
-    Tensor<float> v = t;
-    if (ends(".weight")) v.copy_from(Tensor<float>::uniform(t.shape(), 0.5f, 1.5f, gen));
-    if (ends(".bias")) v.copy_from(Tensor<float>::uniform(t.shape(), -0.2f, 0.2f, gen));
-    if (ends(".running_mean")) v.copy_from(Tensor<float>::uniform(t.shape(), -0.2f, 0.2f, gen));
-    if (ends(".running_var")) v.copy_from(Tensor<float>::uniform(t.shape(), 0.5f, 1.5f, gen));
+    const std::string bn = name.substr(0, name.size() - suffix.size());
+    auto set = [&](const std::string& field, float lo, float hi) {
+      auto it = std::find_if(state.begin(), state.end(),
+                             [&](const auto& kv) { return kv.first == bn + field; });
+      REQUIRE(it != state.end());
+      Tensor<float> v = it->second;
+      v.copy_from(Tensor<float>::uniform(v.shape(), lo, hi, gen));
+    };
+    set(".weight", 0.5f, 1.5f);
+    set(".bias", -0.2f, 0.2f);
+    set(".running_mean", -0.2f, 0.2f);
+    set(".running_var", 0.5f, 1.5f);
   }
 }
 
@@ -106,16 +117,17 @@ bool inner_convs(const std::string& n) {
 }
 bool lenet_weights(const std::string& n) { return n.find(".weight") != std::string::npos; }
 
-// A conv layer of either form from a quantized weight [O, C, k, k].
+// A conv layer of either form from a quantized weight [O, C/G, k, k] in G groups.
 infer::ConvLayer conv_layer(const quant::QuantizedTensor& q, int64_t stride, int64_t padding,
-                            infer::WeightForm form, std::vector<float> bias, bool relu) {
+                            infer::WeightForm form, std::vector<float> bias, bool relu,
+                            int64_t groups = 1) {
   infer::ConvLayer c;
-  c.O = q.shape[0], c.C = q.shape[1], c.KH = q.shape[2], c.KW = q.shape[3];
-  c.stride = stride, c.padding = padding, c.relu = relu;
-  const int64_t K = c.C * c.KH * c.KW;
+  c.O = q.shape[0], c.C = q.shape[1] * groups, c.KH = q.shape[2], c.KW = q.shape[3];
+  c.stride = stride, c.padding = padding, c.relu = relu, c.groups = groups;
+  const int64_t K = q.shape[1] * c.KH * c.KW;
   c.weight = form == infer::WeightForm::compressed
-                 ? infer::MatrixWeights::compressed(kernels::pack_signed_terms(c.O, K, q.codes.data(), q.codebooks))
-                 : infer::MatrixWeights::dense(c.O, K, q.expand().to_vector());
+                 ? infer::MatrixWeights::compressed(kernels::pack_signed_terms(c.O, K, q.codes.data(), q.codebooks), groups)
+                 : infer::MatrixWeights::dense(c.O, K, q.expand().to_vector(), groups);
   c.bias = std::move(bias);
   return c;
 }
@@ -164,6 +176,36 @@ TEST_CASE("ternary and power-of-two conv equal the dense conv (stride, padding, 
       Tensor<float> r = Tensor<float>::randn(ref.shape(), gen);
       fast.relu = true;
       CHECK(relative_error(fast.forward(x, r), trit::relu(ref + r)) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("grouped and depthwise ternary / power-of-two convs equal the dense conv, ReLU6") {
+  Generator gen(6);
+  struct Case { int64_t N, C, O, G, H, k, stride, padding; };
+  // depthwise (G = C = O) at stride 1 (shifted copies) and 2 (im2col), tiles and tails;
+  // grouped 3x3 and 1x1 convs; a batch over threads.
+  for (Case c : {Case{1, 8, 8, 8, 9, 3, 1, 1}, Case{1, 12, 12, 12, 16, 3, 2, 1},
+                 Case{3, 6, 6, 6, 32, 3, 1, 1}, Case{2, 8, 12, 4, 10, 3, 1, 1},
+                 Case{1, 6, 4, 2, 7, 1, 1, 0}, Case{2, 4, 4, 4, 5, 3, 2, 1}}) {
+    for (auto enc : {quant::Encoding::ternary, quant::Encoding::power_of_two}) {
+      CAPTURE(c.C);
+      CAPTURE(c.G);
+      CAPTURE(c.stride);
+      auto q = random_quantized("w", {c.O, c.C / c.G, c.k, c.k}, enc, 0.5, gen);
+      Tensor<float> x = Tensor<float>::randn({c.N, c.C, c.H, c.H}, gen);
+      Tensor<float> bias = Tensor<float>::randn({c.O}, gen);
+      Tensor<float> ref = conv2d(x, q.expand(), bias,
+                                 Conv2dOptions{.stride = c.stride, .padding = c.padding, .groups = c.G});
+      Tensor<float> r = Tensor<float>::randn(ref.shape(), gen);
+      Tensor<float> relu6_ref = trit::relu(ref + r);
+      for (int64_t i = 0; i < relu6_ref.numel(); ++i) relu6_ref.data()[i] = std::min(relu6_ref[i], 0.5f);
+      for (auto form : {infer::WeightForm::compressed, infer::WeightForm::dense}) {
+        auto layer = conv_layer(q, c.stride, c.padding, form, bias.to_vector(), false, c.G);
+        CHECK(relative_error(layer.forward(x), ref) < 1e-5);
+        layer.relu = true, layer.relu_cap = 0.5f;  // a cap inside the values' range
+        CHECK(relative_error(layer.forward(x, r), relu6_ref) < 1e-5);
+      }
     }
   }
 }
@@ -302,8 +344,17 @@ TEST_CASE("inference model: clear errors for what it cannot run") {
     if (x.name == "fc.weight") x.dense = Tensor<float>::zeros({10, 32});
   CHECK_THROWS_AS(infer::Model{wrong}, Error);
   auto other = t;
-  other.config.name = "mobilenet_v2";
+  other.config.name = "mobilenet_v2";  // a known architecture whose tensors are missing
   CHECK_THROWS_AS(infer::Model{other}, Error);
+  other.config.name = "vgg16";
+  CHECK_THROWS_AS(infer::Model{other}, Error);
+  // a conv whose groups do not split its channels
+  infer::ConvLayer bad;
+  bad.C = 4, bad.O = 6, bad.KH = bad.KW = 3, bad.groups = 4;
+  bad.weight = infer::MatrixWeights::dense(6, 9, std::vector<float>(54), 2);
+  bad.bias.assign(6, 0.0f);
+  CHECK_THROWS_AS(bad.forward(Tensor<float>::zeros({1, 4, 5, 5})), Error);
+  CHECK_THROWS_AS(infer::MatrixWeights::dense(6, 9, std::vector<float>(54), 4), Error);
   CHECK_THROWS_AS(infer::load_compressed("/nonexistent/model.trit"), Error);
 }
 
@@ -332,4 +383,76 @@ TEST_CASE("load_compressed: a .trit file runs on the compressed kernels") {
     for (auto& q : quantized) n += q.numel();
     return n;
   }());
+}
+
+namespace {
+
+// Quantizes `model` with one SGD step of `Policy` (quantization from the first step, 60%
+// zeros; the first conv stays FP32), randomises its BatchNorms, and checks that the .trit
+// file written and read back runs on the compressed kernels (and in the dense form) with the
+// eval model's logits, on a batch of 2 and a batch of 1.
+template <class Policy, class Options>
+void check_architecture(const models::ModelConfig& config, Options options) {
+  CAPTURE(config.name);
+  manual_seed(31);
+  auto model = models::make_model(config);
+  options.schedule = {.initial = 0.6, .target = 0.6};
+  // layer4 of the ResNets (most of their weights) stays FP32, to keep the test fast: its
+  // convs run dense inside the compressed model, which is tested too.
+  options.selection.add_override({.pattern = "layer4.*", .quantize = false});
+  optim::SGD<Policy, float> sgd(*model, {.lr = 0.01}, Policy(options));
+  Generator gen(37);
+  Tensor<float> x = Tensor<float>::randn({2, config.in_channels, config.input_size, config.input_size}, gen);
+  model->train();
+  sgd.zero_grad();
+  cross_entropy(model->forward(x), std::vector<int64_t>{0, 1}).backward();
+  sgd.step();
+  auto quantized = sgd.policy().quantized_tensors(sgd.parameters());
+  REQUIRE(quantized.size() > 3);
+  randomise_batch_norms(*model, gen);
+  model->eval();
+  Tensor<float> ref;
+  {
+    NoGradGuard no_grad;
+    ref = model->forward(x);
+  }
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("infer_test_" + config.name + std::to_string(::getpid()) + ".trit")).string();
+  io::save_compressed(path, config, model->state_dict(), quantized);
+  infer::Model m = infer::load_compressed(path);
+  infer::Model dense = infer::load_compressed(path, infer::WeightForm::dense);
+  std::remove(path.c_str());
+  CHECK(infer::Model::supports(config.name));
+  CHECK(relative_error(m.forward(x), ref) < 1e-4);
+  CHECK(relative_error(dense.forward(x), ref) < 1e-4);
+  Tensor<float> x1 = x.slice_rows(1, 2).clone();
+  CHECK(relative_error(m.forward(x1), ref.slice_rows(1, 2).clone()) < 1e-4);
+  int64_t n = 0;
+  for (auto& q : quantized) n += q.numel();
+  CHECK(m.compressed_weights() == n);
+  CHECK(m.weight_bytes() < dense.weight_bytes());
+  CHECK(m.memory_bytes() >= m.weight_bytes());
+}
+
+}  // namespace
+
+TEST_CASE("every architecture runs compressed: resnet18, resnet50, mobilenet_v2 (PTQ, FocusedPow2)") {
+  // ResNet-18/50 hold 11M / 23M weights whatever the input size, so each is built only once
+  // or twice: resnet18 small_input with PTQ (ternary), resnet18's ImageNet layout (7x7 stem,
+  // max-pool) and resnet50 (Bottleneck) with FocusedPow2 (power-of-two), MobileNetV2 with both.
+  quant::FocusedPow2Options fq;
+  fq.bits = 4;
+  const models::ModelConfig r18{.name = "resnet18", .num_classes = 5, .in_channels = 3,
+                                .input_size = 16, .small_input = true};
+  const models::ModelConfig r18_imagenet{.name = "resnet18", .num_classes = 3, .in_channels = 3,
+                                         .input_size = 40, .small_input = false};
+  const models::ModelConfig r50{.name = "resnet50", .num_classes = 5, .in_channels = 3,
+                                .input_size = 16, .small_input = true};
+  const models::ModelConfig mobilenet{.name = "mobilenet_v2", .num_classes = 5, .in_channels = 3,
+                                      .input_size = 32, .width = 0.5, .small_input = true};
+  check_architecture<quant::PTQ>(r18, quant::PTQOptions{});
+  check_architecture<quant::FocusedPow2>(r18_imagenet, fq);
+  check_architecture<quant::FocusedPow2>(r50, fq);
+  check_architecture<quant::PTQ>(mobilenet, quant::PTQOptions{});
+  check_architecture<quant::FocusedPow2>(mobilenet, fq);
 }

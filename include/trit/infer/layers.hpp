@@ -14,6 +14,7 @@
 // images are split over threads, each with its own column buffer; with fewer (batch 1) the
 // rows of W are split over threads (compressed) or Eigen's GEMM threads (dense).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -23,6 +24,7 @@
 
 #include "trit/core/error.hpp"
 #include "trit/core/tensor.hpp"
+#include "trit/kernels/depthwise.hpp"
 #include "trit/kernels/gemm.hpp"
 #include "trit/kernels/im2col.hpp"
 #include "trit/kernels/ternary.hpp"
@@ -38,111 +40,153 @@ inline constexpr int64_t kParallelAdds = int64_t(1) << 22;
 // How a quantized layer's weights are held: as codes (index lists) or expanded to FP32.
 enum class WeightForm { compressed, dense };
 
-// W[O, K] in one of the two forms, and the product out[O, P] = epilogue(W * col[K, P]).
+// out[o, p] = act(out[o, p] + bias[o] + residual[o, p]) on a plain [O, P] matrix (row stride
+// ldo): the epilogue of the dense form, run after the GEMM.
+inline void apply_epilogue(float* out, int64_t ldo, int64_t O, int64_t P,
+                           const kernels::Epilogue& e) {
+  for (int64_t o = 0; o < O; ++o) {
+    float* y = out + o * ldo;
+    const float b = e.bias ? e.bias[o] : 0.0f;
+    const float* r = e.residual ? e.residual + o * e.ld_residual : nullptr;
+    for (int64_t p = 0; p < P; ++p) {
+      float v = y[p] + b;
+      if (r) v += r[p];
+      if (e.relu) v = std::min(std::max(v, 0.0f), e.relu_cap);
+      y[p] = v;
+    }
+  }
+}
+
+// W in one of the two forms, for a layer of G groups: W[O, K] where row o belongs to group
+// g = o / (O/G) and multiplies rows [g*K, (g+1)*K) of the column matrix (a grouped conv's
+// per-group columns; G = 1 for a plain conv or linear layer, G = O for a depthwise conv).
+// The product is out[O, P] = epilogue(W * col[G*K, P]).
 class MatrixWeights {
  public:
   MatrixWeights() = default;
   // Dense FP32, w row-major [O * K].
-  static MatrixWeights dense(int64_t O, int64_t K, std::vector<float> w) {
+  static MatrixWeights dense(int64_t O, int64_t K, std::vector<float> w, int64_t groups = 1) {
     check(int64_t(w.size()) == O * K, "infer::MatrixWeights", "dense weight of ", w.size(),
           " values is not ", O, " x ", K);
     MatrixWeights m;
     m.rows_ = O, m.cols_ = K;
     m.dense_ = std::move(w);
+    m.set_groups(groups);
     return m;
   }
-  static MatrixWeights compressed(kernels::SignedTerms terms) {
+  static MatrixWeights compressed(kernels::SignedTerms terms, int64_t groups = 1) {
     MatrixWeights m;
     m.rows_ = terms.rows, m.cols_ = terms.cols;
     m.terms_ = std::make_shared<kernels::SignedTerms>(std::move(terms));
+    m.set_groups(groups);
     return m;
   }
 
   int64_t rows() const { return rows_; }
-  int64_t cols() const { return cols_; }
+  int64_t cols() const { return cols_; }  // K: columns per group
+  int64_t groups() const { return groups_; }
   bool is_compressed() const { return terms_ != nullptr; }
   const kernels::SignedTerms* terms() const { return terms_.get(); }
+  const float* dense_data() const { return dense_.data(); }
   // Bytes the weights occupy in memory.
   int64_t bytes() const {
     return terms_ ? terms_->bytes() : int64_t(dense_.size() * sizeof(float));
   }
 
-  // out[O, P] (row stride ldo) = epilogue(W * col[K, P] (row stride ldc)). The compressed form
-  // needs ldc >= kernels::padded_columns(P) with finite values in the padding. `threads`: run
-  // the rows on the OpenMP threads (call it outside a parallel region), else on this thread.
+  // out[O, P] (row stride ldo) = epilogue(W * col[G*K, P] (row stride ldc)). The compressed
+  // form needs ldc >= kernels::padded_columns(P) with finite values in the padding. `threads`:
+  // run on the OpenMP threads (call it outside a parallel region), else on this thread.
   void apply(const float* col, int64_t ldc, int64_t P, float* out, int64_t ldo,
              const kernels::Epilogue& e, bool threads) const {
     if (terms_) {
-      const std::vector<int32_t> rows = kernels::strided_rows(cols_, ldc);
+      const std::vector<int32_t> rows = kernels::strided_rows(groups_ * cols_, ldc);
       apply_compressed(col, rows.data(), P, out, ldo, e, threads);
       return;
     }
     // Eigen uses its threads outside a parallel region, one thread inside; a small product
     // (under kParallelAdds multiply-adds: every layer of a batch-1 ResNet-20) runs on this
     // thread, for the reason given at kParallelAdds.
+    const int64_t Og = rows_ / groups_;
     const bool small = rows_ * cols_ * P < kParallelAdds;
     const int eigen_threads = Eigen::nbThreads();
     if (small && threads) Eigen::setNbThreads(1);
-    kernels::gemm(false, false, rows_, P, cols_, 1.0f, dense_.data(), cols_, col, ldc, 0.0f, out,
-                  ldo);
+    for (int64_t g = 0; g < groups_; ++g)
+      kernels::gemm(false, false, Og, P, cols_, 1.0f, dense_.data() + g * Og * cols_, cols_,
+                    col + g * cols_ * ldc, ldc, 0.0f, out + g * Og * ldo, ldo);
     if (small && threads) Eigen::setNbThreads(eigen_threads);
-    for (int64_t o = 0; o < rows_; ++o) {
-      float* y = out + o * ldo;
-      const float b = e.bias ? e.bias[o] : 0.0f;
-      const float* r = e.residual ? e.residual + o * e.ld_residual : nullptr;
-      for (int64_t p = 0; p < P; ++p) {
-        float v = y[p] + b;
-        if (r) v += r[p];
-        y[p] = e.relu ? std::max(v, 0.0f) : v;
-      }
-    }
+    apply_epilogue(out, ldo, rows_, P, e);
   }
 
-  // The compressed form on a column matrix whose row k starts at col + rows[k]
-  // (kernels::signed_terms_gemm).
+  // The compressed form on a column matrix whose row k (of G*K) starts at col + rows[k]
+  // (kernels::signed_terms_gemm). Threads split the output rows.
   void apply_compressed(const float* col, const int32_t* rows, int64_t P, float* out, int64_t ldo,
                         const kernels::Epilogue& e, bool threads) const {
     check(terms_ != nullptr, "infer::MatrixWeights", "apply_compressed on dense weights");
-    const kernels::SignedTerms& w = *terms_;
-    if (!threads || w.nonzeros() * P < kParallelAdds || omp_get_max_threads() == 1) {
-      kernels::signed_terms_gemm(w, 0, rows_, col, rows, P, out, ldo, e);
+    if (!threads || terms_->nonzeros() * P < kParallelAdds || omp_get_max_threads() == 1) {
+      apply_rows(0, rows_, col, rows, P, out, ldo, e);
       return;
     }
 #pragma omp parallel
     {  // one contiguous block of rows per thread
       const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-      kernels::signed_terms_gemm(w, rows_ * t / n, rows_ * (t + 1) / n, col, rows, P, out, ldo, e);
+      apply_rows(rows_ * t / n, rows_ * (t + 1) / n, col, rows, P, out, ldo, e);
     }
   }
 
  private:
-  int64_t rows_ = 0, cols_ = 0;
+  void set_groups(int64_t groups) {
+    check(groups >= 1 && rows_ % groups == 0, "infer::MatrixWeights", groups,
+          " groups do not split ", rows_, " rows");
+    groups_ = groups;
+  }
+
+  // Rows [o_begin, o_end) of the compressed product, group by group, on this thread.
+  void apply_rows(int64_t o_begin, int64_t o_end, const float* col, const int32_t* rows,
+                  int64_t P, float* out, int64_t ldo, const kernels::Epilogue& e) const {
+    const int64_t Og = rows_ / groups_;
+    for (int64_t o = o_begin; o < o_end;) {
+      const int64_t g = o / Og, end = std::min(o_end, (g + 1) * Og);
+      kernels::signed_terms_gemm(*terms_, o, end, col, rows + g * cols_, P, out, ldo, e);
+      o = end;
+    }
+  }
+
+  int64_t rows_ = 0, cols_ = 0, groups_ = 1;
   std::vector<float> dense_;                      // dense form
   std::shared_ptr<kernels::SignedTerms> terms_;  // compressed form
 };
 
 // A 64-byte aligned buffer of at least n floats owned by the calling thread, kept for later
-// calls (slot 0: the column matrix, slot 1: the output in padded-width layout). Aligned, so
-// that the kernels' 16-float loads do not straddle cache lines.
+// calls (slot 0: the column matrix or the shifted copies). Aligned, so that the kernels'
+// 16-float loads do not straddle cache lines.
 inline float* workspace(int slot, int64_t n) {
-  thread_local Tensor<float> buffers[2];
+  thread_local Tensor<float> buffers[1];
   Tensor<float>& b = buffers[slot];
   if (!b.defined() || b.numel() < n) b = Tensor<float>::empty({std::max<int64_t>(n, 1)});
   return b.data();
 }
 
-// A 2-d convolution (groups 1) with bias (BN folded in) and an optional ReLU.
+// A 2-d convolution of G groups with bias (BN folded in) and an optional ReLU (capped at
+// relu_cap: ReLU6 for MobileNetV2). Group g maps input channels [g*C/G, (g+1)*C/G) to output
+// channels [g*O/G, (g+1)*O/G); G = C = O is a depthwise conv.
 struct ConvLayer {
-  int64_t C = 0, O = 0, KH = 1, KW = 1, stride = 1, padding = 0;
-  MatrixWeights weight;     // [O, C*KH*KW]
+  int64_t C = 0, O = 0, KH = 1, KW = 1, stride = 1, padding = 0, groups = 1;
+  MatrixWeights weight;     // [O, C/G*KH*KW], groups G
   std::vector<float> bias;  // [O]
   bool relu = false;
+  float relu_cap = INFINITY;
 
   // x [N, C, H, W] -> [N, O, OH, OW]; residual (same shape as the output, or undefined) is
-  // added before the ReLU.
+  // added before the activation.
   Tensor<float> forward(const Tensor<float>& x, const Tensor<float>& residual = {}) const {
     check(x.dim() == 4 && x.size(1) == C, "infer::ConvLayer", "expected x [N, ", C,
           ", H, W], got ", to_string(x.shape()));
+    check(groups >= 1 && C % groups == 0 && O % groups == 0 && weight.groups() == groups &&
+              weight.rows() == O && weight.cols() == C / groups * KH * KW &&
+              int64_t(bias.size()) == O,
+          "infer::ConvLayer", "weight [", weight.rows(), ", ", weight.cols(), "] in ",
+          weight.groups(), " groups and ", bias.size(), " biases do not fit a ", KH, "x", KW,
+          " conv ", C, " -> ", O, " in ", groups, " groups");
     const int64_t N = x.size(0);
     const kernels::ConvGeometry g{C, x.size(2), x.size(3), KH, KW, stride, padding, 1};
     const int64_t OH = g.out_h(), OW = g.out_w(), P = OH * OW, K = g.col_rows();
@@ -153,19 +197,37 @@ struct ConvLayer {
       check(residual.shape() == y.shape(), "infer::ConvLayer", "residual ",
             to_string(residual.shape()), " does not match the output ", to_string(y.shape()));
     const int64_t in_image = C * g.H * g.W, out_image = O * P;
+    auto epilogue = [&](int64_t n) {
+      kernels::Epilogue e{bias.data(), residual.defined() ? residual.data() + n * out_image : nullptr,
+                          P, relu, relu_cap};
+      return e;
+    };
+    if (!weight.is_compressed() && groups == C && O == C) {
+      // Dense depthwise: kernels::depthwise_forward slides each channel's filter over its
+      // plane (threads over the N*C planes), then the residual and activation.
+      kernels::depthwise_forward(x.data(), weight.dense_data(), bias.data(), N, g, y.data());
+      if (residual.defined() || relu)
+        for (int64_t n = 0; n < N; ++n) {
+          kernels::Epilogue e = epilogue(n);
+          e.bias = nullptr;
+          apply_epilogue(y.data() + n * out_image, P, O, P, e);
+        }
+      return y;
+    }
     std::function<void(int64_t, bool)> run_image;
     // Rows of the shifted copies: the padded width rounded up to 16 floats (aligned loads),
     // unless that wastes more than a quarter of the work on junk columns (7x7 images).
     const int64_t Hp = g.H + 2 * padding, Wp = g.W + 2 * padding, Wp16 = (Wp + 15) / 16 * 16;
     const int64_t Wq = 4 * OW >= 3 * Wp16 ? Wp16 : Wp;
-    if (weight.is_compressed() && stride == 1) {
+    if (weight.is_compressed() && stride == 1 && OH * Wq >= 4) {
       // Shifted copies instead of im2col (KW copies of the image, not KH*KW): for each channel
       // c and tap column kw, the zero-bordered image shifted left by kw,
       //   xs[c, kw, hp, w] = x[n, c, hp - padding, w + kw - padding]   (0 outside), hp < Hp,
-      // with rows of Wq floats (up to junk in the last kw columns, see below). The output is computed in that layout, outp[O, OH*Wq]
-      // (columns ow >= OW are junk), where tap (c, kh, kw) is the flat view starting at
-      // xs[c, kw, kh, 0] (64-byte aligned when Wq is a multiple of 16). Then outp is compacted
-      // into y with the residual and ReLU.
+      // with rows of Wq floats (up to junk in the last kw columns, see below). The product is
+      // computed over OH*Wq columns (those with ow >= OW are junk), where tap (c, kh, kw) is the
+      // flat view starting at xs[c, kw, kh, 0] (64-byte aligned when Wq is a multiple of 16).
+      // The epilogue's padded-row mapping (kernels::Epilogue::row_width) drops the junk columns
+      // and writes y directly, with bias, residual and activation.
       const int64_t Pq = OH * Wq, xs_size = C * KW * Hp * Wq + 64;  // + the last tile's overrun
       std::vector<int32_t> rows(static_cast<size_t>(K));
       for (int64_t c = 0; c < C; ++c)
@@ -175,7 +237,6 @@ struct ConvLayer {
       run_image = [&, Hp, Wq, Pq, xs_size, rows = std::move(rows)](int64_t n, bool threads) {
         const float* src = x.data() + n * in_image;
         float* xs = workspace(0, xs_size);
-        float* outp = workspace(1, O * Pq);
         for (int64_t c = 0; c < C; ++c) {
           // kw = 0: the zero-bordered image itself, rows of Wq floats
           float* plane = xs + c * KW * Hp * Wq;
@@ -198,23 +259,9 @@ struct ConvLayer {
           }
         }
         std::fill(xs + C * KW * Hp * Wq, xs + xs_size, 0.0f);
-        weight.apply_compressed(xs, rows.data(), Pq, outp, Pq, kernels::Epilogue{bias.data()},
-                                threads);
-        float* dst = y.data() + n * out_image;
-        const float* res = residual.defined() ? residual.data() + n * out_image : nullptr;
-        for (int64_t o = 0; o < O; ++o)
-          for (int64_t oh = 0; oh < OH; ++oh) {  // branch-free inner loops (vectorised)
-            const float* from = outp + o * Pq + oh * Wq;
-            float* to = dst + (o * OH + oh) * OW;
-            if (res) {
-              const float* r = res + (o * OH + oh) * OW;
-              for (int64_t ow = 0; ow < OW; ++ow) to[ow] = from[ow] + r[ow];
-            } else {
-              for (int64_t ow = 0; ow < OW; ++ow) to[ow] = from[ow];
-            }
-            if (relu)
-              for (int64_t ow = 0; ow < OW; ++ow) to[ow] = std::max(to[ow], 0.0f);
-          }
+        kernels::Epilogue e = epilogue(n);
+        e.row_width = Wq, e.out_width = OW;
+        weight.apply_compressed(xs, rows.data(), Pq, y.data() + n * out_image, P, e, threads);
       };
     } else {
       // The column matrix col[K, ld], its rows padded to whole 64-column tiles with zeros; the
@@ -229,10 +276,8 @@ struct ConvLayer {
           kernels::im2col(src, g, col, ld);
           for (int64_t k = 0; k < K; ++k) std::fill(col + k * ld + P, col + (k + 1) * ld, 0.0f);
         }
-        kernels::Epilogue e{bias.data(),
-                            residual.defined() ? residual.data() + n * out_image : nullptr, P, relu};
-        weight.apply(direct ? src : col, direct ? P : ld, P, y.data() + n * out_image, P, e,
-                     threads);
+        weight.apply(direct ? src : col, direct ? P : ld, P, y.data() + n * out_image, P,
+                     epilogue(n), threads);
       };
     }
     if (N >= omp_get_max_threads() && N > 1) {
@@ -250,6 +295,7 @@ struct LinearLayer {
   MatrixWeights weight;     // [O, K]
   std::vector<float> bias;  // [O]
   bool relu = false;
+  float relu_cap = INFINITY;
 
   Tensor<float> forward(const Tensor<float>& x) const {
     const int64_t O = weight.rows(), K = weight.cols();
@@ -262,7 +308,7 @@ struct LinearLayer {
     std::vector<float> xT(size_t(K * ld), 0.0f), yT(size_t(O * N));
     for (int64_t n = 0; n < N; ++n)
       for (int64_t k = 0; k < K; ++k) xT[size_t(k * ld + n)] = x.data()[n * K + k];
-    weight.apply(xT.data(), ld, N, yT.data(), N, kernels::Epilogue{bias.data(), nullptr, 0, relu},
+    weight.apply(xT.data(), ld, N, yT.data(), N, kernels::Epilogue{bias.data(), nullptr, 0, relu, relu_cap},
                  true);
     Tensor<float> y = Tensor<float>::empty({N, O});
     for (int64_t o = 0; o < O; ++o)

@@ -27,6 +27,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "trit/core/error.hpp"
 
 namespace trit::kernels {
@@ -99,13 +103,24 @@ inline SignedTerms pack_signed_terms(int64_t O, int64_t K, const uint8_t* codes,
   return w;
 }
 
-// What happens to W * col before it is stored: out = relu?(W*col + bias[o] + residual[o, p]).
-// bias [O] and residual [O, P] (row stride ld_residual) may be null.
+// What happens to W * col before it is stored:
+//   out = act(W*col + bias[o] + residual[o, p]),  act(v) = min(max(v, 0), relu_cap) when relu
+// (relu_cap = 6: ReLU6), else v. bias [O] and residual [O, P] (row stride ld_residual) may be
+// null.
+//
+// Padded-row output (row_width > 0): the product's columns are the pixels of an image whose
+// rows were computed row_width wide but are out_width wide (the shifted-copies conv of
+// infer/layers.hpp computes junk columns past the image's right edge). Column p is pixel
+// (p / row_width, p % row_width); it is stored at out[(p / row_width) * out_width + p %
+// row_width] (the residual is read at the same place) when p % row_width < out_width and
+// dropped otherwise. This writes the final [O, OH*OW] image directly, with no compaction pass.
 struct Epilogue {
   const float* bias = nullptr;
   const float* residual = nullptr;
   int64_t ld_residual = 0;
   bool relu = false;
+  float relu_cap = INFINITY;
+  int64_t row_width = 0, out_width = 0;
 };
 
 namespace detail {
@@ -124,12 +139,70 @@ inline f32x16 load16(const float* p) {
 }
 inline void store16(float* p, f32x16 v) { std::memcpy(p, &v, sizeof v); }
 
-// Row o over the V*16 columns of one tile (col, out and the residual offset to the tile's
-// first column p0). Only the first `valid` columns are stored (a tail tile; its other columns
-// are read from col but their results dropped).
+// act(v) of the Epilogue on 16 lanes.
+inline void activate(f32x16& v, const Epilogue& e) {
+  if (!e.relu) return;
+  v = v > 0.0f ? v : 0.0f;
+  v = v < e.relu_cap ? v : e.relu_cap;
+}
+inline float activate(float v, const Epilogue& e) {
+  return e.relu ? std::min(v > 0.0f ? v : 0.0f, e.relu_cap) : v;
+}
+
+// Stores the results total[V] (bias included) of one row for the columns [p0, p0 + 16V), of
+// which only the first `valid` are kept, through the epilogue (residual, activation, padded-
+// row mapping). out_row and res_row point at the row's column 0 (res_row may be null).
+template <int V>
+inline void store_tile(const f32x16 (&total)[V], float* out_row, const float* res_row,
+                       const Epilogue& e, int64_t p0, int64_t valid) {
+  if (e.row_width == 0 && valid == 16 * V) {  // plain layout, a whole tile: vector stores
+    for (int v = 0; v < V; ++v) {
+      f32x16 y = total[v];
+      if (res_row) y += load16(res_row + p0 + 16 * v);
+      activate(y, e);
+      store16(out_row + p0 + 16 * v, y);
+    }
+    return;
+  }
+#if defined(__AVX512F__)
+  if (e.row_width % 16 == 0 && e.row_width > 0) {
+    // Every 16 lanes lie in one image row: one masked store of the lanes left of out_width.
+    for (int v = 0; v < V && 16 * v < valid; ++v) {
+      const int64_t p = p0 + 16 * v, oh = p / e.row_width, ow = p % e.row_width;
+      const int64_t n = std::min<int64_t>({16, e.out_width - ow, valid - 16 * v});
+      if (n <= 0) continue;
+      const __mmask16 mask = __mmask16((1u << n) - 1);
+      const int64_t at = oh * e.out_width + ow;
+      __m512 y = reinterpret_cast<const __m512&>(total[v]);
+      if (res_row) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, res_row + at));
+      f32x16 a;
+      std::memcpy(&a, &y, sizeof a);
+      activate(a, e);
+      _mm512_mask_storeu_ps(out_row + at, mask, reinterpret_cast<const __m512&>(a));
+    }
+    return;
+  }
+#endif
+  // General case, one column at a time.
+  float tile[16 * V];
+  for (int v = 0; v < V; ++v) store16(tile + 16 * v, total[v]);
+  for (int64_t i = 0; i < valid; ++i) {
+    int64_t at = p0 + i;
+    if (e.row_width > 0) {
+      const int64_t ow = at % e.row_width;
+      if (ow >= e.out_width) continue;
+      at = at / e.row_width * e.out_width + ow;
+    }
+    out_row[at] = activate(tile[i] + (res_row ? res_row[at] : 0.0f), e);
+  }
+}
+
+// Row o over the V*16 columns of one tile starting at column p0 (col points at column p0;
+// out_row at the row's column 0). Only the first `valid` columns are stored (a tail tile;
+// its other columns are read from col but their results dropped).
 template <int V>
 inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col,
-                              const int32_t* rows, float* out, const Epilogue& e, int64_t p0,
+                              const int32_t* rows, float* out_row, const Epilogue& e, int64_t p0,
                               int64_t valid) {
   f32x16 total[V];
   const float b = e.bias ? e.bias[o] : 0.0f;
@@ -165,21 +238,8 @@ inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col,
     const float m = w.magnitude[t];
     for (int v = 0; v < V; ++v) total[v] += m * s[0][v];
   }
-  const float* res = e.residual ? e.residual + o * e.ld_residual + p0 : nullptr;
-  if (valid == 16 * V) {
-    if (res)
-      for (int v = 0; v < V; ++v) total[v] += load16(res + 16 * v);
-    if (e.relu)
-      for (int v = 0; v < V; ++v) total[v] = total[v] > 0.0f ? total[v] : 0.0f;
-    for (int v = 0; v < V; ++v) store16(out + 16 * v, total[v]);
-    return;
-  }
-  float tile[16 * V];
-  for (int v = 0; v < V; ++v) store16(tile + 16 * v, total[v]);
-  for (int64_t p = 0; p < valid; ++p) {
-    float y = tile[p] + (res ? res[p] : 0.0f);
-    out[p] = e.relu && !(y > 0.0f) ? 0.0f : y;
-  }
+  store_tile<V>(total, out_row, e.residual ? e.residual + o * e.ld_residual : nullptr, e, p0,
+                valid);
 }
 
 // Row o, one column (a linear layer on a batch of a few images).
@@ -194,7 +254,7 @@ inline void signed_terms_column(const SignedTerms& w, int64_t o, const float* co
     total += w.magnitude[t] * (s0 - s1);
   }
   if (e.residual) total += e.residual[o * e.ld_residual + p];
-  *out = e.relu && !(total > 0.0f) ? 0.0f : total;
+  *out = activate(total, e);
 }
 
 #pragma GCC diagnostic pop
@@ -223,6 +283,7 @@ inline std::vector<int32_t> strided_rows(int64_t K, int64_t ld) {
 inline void signed_terms_gemm(const SignedTerms& w, int64_t o_begin, int64_t o_end,
                               const float* col, const int32_t* rows, int64_t P, float* out,
                               int64_t ldo, const Epilogue& e = {}) {
+  check(e.row_width == 0 || P >= 4, "signed_terms_gemm", "padded-row output needs P >= 4");
   if (P < 4) {  // a few columns: one at a time, no vector lanes wasted
     for (int64_t o = o_begin; o < o_end; ++o)
       for (int64_t p = 0; p < P; ++p)
@@ -232,16 +293,16 @@ inline void signed_terms_gemm(const SignedTerms& w, int64_t o_begin, int64_t o_e
   int64_t p = 0;
   for (; p + 64 <= P; p += 64)
     for (int64_t o = o_begin; o < o_end; ++o)
-      detail::signed_terms_tile<4>(w, o, col + p, rows, out + o * ldo + p, e, p, 64);
+      detail::signed_terms_tile<4>(w, o, col + p, rows, out + o * ldo, e, p, 64);
   if (P - p > 32)  // a tail of 33..63 columns: one 64-wide tile, the excess dropped
     for (int64_t o = o_begin; o < o_end; ++o)
-      detail::signed_terms_tile<4>(w, o, col + p, rows, out + o * ldo + p, e, p, P - p);
+      detail::signed_terms_tile<4>(w, o, col + p, rows, out + o * ldo, e, p, P - p);
   else if (P - p > 16)
     for (int64_t o = o_begin; o < o_end; ++o)
-      detail::signed_terms_tile<2>(w, o, col + p, rows, out + o * ldo + p, e, p, P - p);
+      detail::signed_terms_tile<2>(w, o, col + p, rows, out + o * ldo, e, p, P - p);
   else if (P - p > 0)
     for (int64_t o = o_begin; o < o_end; ++o)
-      detail::signed_terms_tile<1>(w, o, col + p, rows, out + o * ldo + p, e, p, P - p);
+      detail::signed_terms_tile<1>(w, o, col + p, rows, out + o * ldo, e, p, P - p);
 }
 
 }  // namespace trit::kernels
