@@ -80,89 +80,64 @@ struct PlaneLayout {
         span(std::max(round_up(PS, kLanes), n + round_up(2 * QW + 2, kLanes))) {}
 };
 
-// dst[0, n) = src[0, n) and dst[0, n) = 0 for the short rows (4 to 33 values) of the plane
-// copies: whole vectors through fixed-size Eigen arrays, then single values. (The compiler
+// dst[0, n) = src[0, n) for the short rows (4 to 32 values) of the plane copies: vectors of 16, then one of 8 and one of 4 (fixed-size Eigen arrays), then single
+// values, so the 8- and 4-wide rows of the deep layers are one move each. (The compiler
 // would turn plain loops, or std::copy, into calls to memmove and memset, whose call
 // overhead costs more than such a row.)
+template <int V, class T>
+inline void copy_part(const T* src, int64_t n, T* dst, int64_t& k) {
+  using Vec = Eigen::Array<T, V, 1>;
+  for (; k + V <= n; k += V) Eigen::Map<Vec>(dst + k) = Eigen::Map<const Vec>(src + k);
+}
 template <class T>
 inline void copy_row(const T* src, int64_t n, T* dst) {
-  using Vec = Eigen::Array<T, kLanes, 1>;
   int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes) Eigen::Map<Vec>(dst + k) = Eigen::Map<const Vec>(src + k);
-  for (; k < n; ++k) dst[k] = src[k];
-}
-template <class T>
-inline void zero_row(T* dst, int64_t n) {
-  using Vec = Eigen::Array<T, kLanes, 1>;
-  int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes) Eigen::Map<Vec>(dst + k).setZero();
-  for (; k < n; ++k) dst[k] = T(0);
-}
-
-// sub[i][k] (i < RS, k < QW) = xp(S*i + a, S*k + b) of the plane in[H x W] (zero-padded by 1).
-template <int S, class T>
-void fill_sub(const T* __restrict in, int64_t H, int64_t W, int a, int b, int64_t RS,
-              int64_t QW, T* __restrict sub) {
-  // columns k with 1 <= S*k + b <= W
-  const int64_t k_lo = b == 0 ? 1 : 0, k_hi = std::min(QW, (W - b) / S + 1);
-  for (int64_t i = 0; i < RS; ++i) {
-    T* row = sub + i * QW;
-    const int64_t r = S * i + a;  // padded row
-    if (r < 1 || r > H) {
-      zero_row(row, QW);
-      continue;
-    }
-    const T* src = in + (r - 1) * W + b - 1;  // src[S*k] = x[r-1][S*k + b - 1]
-    for (int64_t k = 0; k < k_lo; ++k) row[k] = T(0);
-    if constexpr (S == 1)
-      copy_row(src + k_lo, k_hi - k_lo, row + k_lo);
-    else
-      for (int64_t k = k_lo; k < k_hi; ++k) row[k] = src[S * k];
-    for (int64_t k = k_hi; k < QW; ++k) row[k] = T(0);
+  copy_part<kLanes>(src, n, dst, k);
+  copy_part<8>(src, n, dst, k);
+  copy_part<4>(src, n, dst, k);
+  switch (n - k) {  // 0 to 3 left (not a loop: that would become a memmove call again)
+    case 3: dst[k + 2] = src[k + 2]; [[fallthrough]];
+    case 2: dst[k + 1] = src[k + 1]; [[fallthrough]];
+    case 1: dst[k] = src[k];
   }
 }
-
 // Copies the plane in[H x W] into the S*S sub-images of buf (sub-image (a, b) at
-// buf + (a*S + b)*L.span) and zeroes the tail of each span. With S = 1 and parity 1 the copy
-// is the plain plane with a zero column and row after it: the layout of an output gradient
-// (H x W = OH x OW), whose value at flat index j pairs with output j.
+// buf + (a*S + b)*L.span): sub(a, b)[i][k] = xp(S*i + a + parity, S*k + b + parity). Only the
+// values that come from the plane are written: the zeros (padding, the junk row and column,
+// the tail of each span) sit at the same places for every plane, so the caller zeroes the
+// buffer once (zero_buffer) and then fills plane after plane. With S = 1 and parity 1 the
+// copy is the plain plane with a zero column and row after it: the layout of an output
+// gradient (H x W = OH x OW), whose value at flat index j pairs with output j.
 template <int S, class T>
-void fill_plane(const T* in, int64_t H, int64_t W, const PlaneLayout& L, int parity, T* buf) {
-  if constexpr (S == 2) {
-    if (parity == 0) {
-      // One pass over each input row, splitting it into its even and odd padded columns:
-      // padded row r = 2i + a goes to row i of sub(a, 0) (columns 0, x[1], x[3], ...) and of
-      // sub(a, 1) (columns x[0], x[2], ...).
-      for (int64_t i = 0; i < L.RS; ++i)
-        for (int a = 0; a < 2; ++a) {
-          T* even = buf + (2 * a) * L.span + i * L.QW;
-          T* odd = buf + (2 * a + 1) * L.span + i * L.QW;
-          const int64_t r = 2 * i + a;
-          if (r < 1 || r > H) {
-            zero_row(even, L.QW);
-            zero_row(odd, L.QW);
-            continue;
-          }
-          const T* row = in + (r - 1) * W;
-          for (int64_t k = 0; k < W / 2; ++k) {
-            odd[k] = row[2 * k];
-            even[k + 1] = row[2 * k + 1];
-          }
-          even[0] = T(0);
-          if (W % 2) odd[W / 2] = row[W - 1];
-          for (int64_t k = W / 2 + 1; k < L.QW; ++k) even[k] = T(0);
-          for (int64_t k = (W + 1) / 2; k < L.QW; ++k) odd[k] = T(0);
-        }
-      for (int sub = 0; sub < 4; ++sub) zero_row(buf + sub * L.span + L.PS, L.span - L.PS);
-      return;
+void fill_plane(const T* __restrict in, int64_t H, int64_t W, const PlaneLayout& L, int parity,
+                T* __restrict buf) {
+  if constexpr (S == 1) {
+    // padded row r = i + parity holds x[r-1] from column 1 - parity on
+    T* dst = buf + (1 - parity) * L.QW + (1 - parity);
+    for (int64_t h = 0; h < H; ++h) copy_row(in + h * W, W, dst + h * L.QW);
+  } else {
+    // One pass over each input row, splitting it into its even and odd padded columns:
+    // x row h is padded row r = h + 1 = 2i + a, so it goes to row i of sub(a, 0) (padded
+    // columns 0, 2, ...: x[1], x[3], ... from column 1 on) and of sub(a, 1) (padded columns
+    // 1, 3, ...: x[0], x[2], ...). Only parity 0 is needed at stride 2.
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t r = h + 1, a = r % 2, i = r / 2;
+      T* even = buf + (2 * a) * L.span + i * L.QW;
+      T* odd = buf + (2 * a + 1) * L.span + i * L.QW;
+      const T* row = in + h * W;
+      for (int64_t k = 0; k < W / 2; ++k) {
+        odd[k] = row[2 * k];
+        even[k + 1] = row[2 * k + 1];
+      }
+      if (W % 2) odd[W / 2] = row[W - 1];
     }
   }
-  for (int a = 0; a < S; ++a)
-    for (int b = 0; b < S; ++b) {
-      T* sub = buf + (a * S + b) * L.span;
-      fill_sub<S>(in, H, W, a + parity, b + parity, L.RS, L.QW, sub);
-      zero_row(sub + L.PS, L.span - L.PS);
-    }
+}
+
+// Zeroes a thread's fill buffer of S*S sub-images (see fill_plane).
+template <class T>
+void zero_buffer(T* buf, int64_t S, const PlaneLayout& L) {
+  std::fill(buf, buf + S * S * L.span, T(0));
 }
 
 // The 9 tap sources of a filled plane: tap (kh, kw) -> sub(kh % S, kw % S) + offset.
@@ -245,6 +220,7 @@ void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const C
     {
       T* buf = detail::depthwise_scratch<T>(s * s * L.span, 0);
       T* out = detail::depthwise_scratch<T>(L.n, 1);
+      detail::zero_buffer(buf, s, L);
 #pragma omp for schedule(dynamic, grain)
       for (int64_t nc = 0; nc < N * C; ++nc) {
         const int64_t c = nc % C;
@@ -303,6 +279,7 @@ void depthwise_backward_input(const T* gy, const T* w, int64_t N, const ConvGeom
     {
       T* buf = detail::depthwise_scratch<T>(L.span, 0);
       T* out = detail::depthwise_scratch<T>(L.n, 1);
+      detail::zero_buffer(buf, 1, L);
 #pragma omp for schedule(dynamic, grain)
       for (int64_t nc = 0; nc < N * C; ++nc) {
         const T* f = w + (nc % C) * 9;
@@ -332,6 +309,7 @@ void depthwise_backward_input(const T* gy, const T* w, int64_t N, const ConvGeom
     {
       T* buf = detail::depthwise_scratch<T>(L.span, 0);
       T* out = detail::depthwise_scratch<T>(4 * L.n, 1);
+      detail::zero_buffer(buf, 1, L);
       T* P[4] = {out, out + L.n, out + 2 * L.n, out + 3 * L.n};  // classes 00, 01, 10, 11
 #pragma omp for schedule(dynamic, grain)
       for (int64_t nc = 0; nc < N * C; ++nc) {
@@ -415,6 +393,8 @@ void depthwise_backward_weight(const T* gy, const T* x, int64_t N, const ConvGeo
       double* mine = partials.data() + static_cast<size_t>(omp_get_thread_num()) * C * 9;
       T* buf = detail::depthwise_scratch<T>(s * s * L.span, 0);
       T* gy_flat = detail::depthwise_scratch<T>(L.span, 1);
+      detail::zero_buffer(buf, s, L);
+      detail::zero_buffer(gy_flat, 1, L);
 #pragma omp for schedule(static)
       for (int64_t nc = 0; nc < N * C; ++nc) {
         if (s == 1)
