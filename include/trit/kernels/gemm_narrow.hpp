@@ -135,4 +135,55 @@ inline std::vector<int64_t> row_offsets(int64_t K, int64_t ldb) {
   return off;
 }
 
+// gemm_dot: C[M x N] += A[M x Q] * B[N x Q]^T, every entry a dot product of two long rows:
+// row i of A at A + i*lda, row j of B at B + boff[j] (as in gemm_narrow). Q must be a multiple
+// of the SIMD width L (callers pad both operands with zeros). This is a convolution's weight
+// gradient, gw[o, tap] += sum over output pixels q of gy[o, q] * x[tap's shift of q], with
+// the reduction over an image's pixels inside the kernel: each tile of DM x DN entries of C
+// keeps DM*DN vector accumulators in registers, loads DM + DN vectors per step of L pixels,
+// and is summed across its lanes once at the end. Single-threaded.
+template <class T>
+struct DotTile {
+#if defined(__AVX512F__) || defined(__aarch64__)
+  static constexpr int64_t DM = 8, DN = 3;  // 24 accumulators + 8 + 1 loaded vectors
+#else
+  static constexpr int64_t DM = 2, DN = 4;
+#endif
+};
+
+template <class T>
+void gemm_dot(int64_t M, int64_t N, int64_t Q, const T* A, int64_t lda, const T* B,
+              const int64_t* boff, T* C, int64_t ldc) {
+  using Packet = typename NarrowTile<T>::Packet;
+  using namespace Eigen::internal;
+  constexpr int64_t L = NarrowTile<T>::L, DM = DotTile<T>::DM, DN = DotTile<T>::DN;
+  for (int64_t i0 = 0; i0 < M; i0 += DM) {
+    for (int64_t j0 = 0; j0 < N; j0 += DN) {
+      // Edge tiles repeat the last valid row / column in the missing places (their sums are
+      // computed and dropped), so one fully unrolled kernel serves every tile.
+      const T* a[DM];
+      const T* b[DN];
+      for (int64_t i = 0; i < DM; ++i) a[i] = A + std::min(i0 + i, M - 1) * lda;
+      for (int64_t j = 0; j < DN; ++j) b[j] = B + boff[std::min(j0 + j, N - 1)];
+      Packet acc[DM][DN];
+      for (int64_t i = 0; i < DM; ++i)
+        for (int64_t j = 0; j < DN; ++j) acc[i][j] = pset1<Packet>(T(0));
+      for (int64_t q = 0; q < Q; q += L) {
+        Packet av[DM];
+#pragma GCC unroll 8
+        for (int64_t i = 0; i < DM; ++i) av[i] = ploadu<Packet>(a[i] + q);
+#pragma GCC unroll 8
+        for (int64_t j = 0; j < DN; ++j) {
+          const Packet bv = ploadu<Packet>(b[j] + q);
+#pragma GCC unroll 8
+          for (int64_t i = 0; i < DM; ++i) acc[i][j] = pmadd(av[i], bv, acc[i][j]);
+        }
+      }
+      for (int64_t i = 0; i < std::min(DM, M - i0); ++i)
+        for (int64_t j = 0; j < std::min(DN, N - j0); ++j)
+          C[(i0 + i) * ldc + j0 + j] += predux(acc[i][j]);
+    }
+  }
+}
+
 }  // namespace trit::kernels

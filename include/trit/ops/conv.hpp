@@ -36,7 +36,8 @@
 //      The chunk's columns (kConvColumnBudget elements, 4 MB in float) stay in L3 between
 //      im2col and the GEMM; 16 MB chunks measured slower on bench/ops.cpp.
 //   TRIT_CONV_PATH=image or =chunk in the environment forces 3a or 3b (tests, benchmarks);
-//   =implicit forces 3a with its stride-1 forward on the padded image (conv_implicit).
+//   =implicit forces 3a with its stride-1 forward and weight gradient on the padded image
+//   (conv_implicit).
 // The input gradient of a stride-1 convolution with a square kernel is computed as a forward
 // convolution of gy with the flipped weight (conv2d_backward_input_as_conv), so it runs the
 // forward's im2col + GEMM instead of a GEMM into column gradients followed by col2im.
@@ -46,6 +47,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include <omp.h>
@@ -103,9 +105,13 @@ inline bool conv_by_image(const Conv2dPlan& p) {
 // padded grid wastes at most 1/8 of its columns (Wp - OW <= OW/8: 32x32 and 16x16 images
 // with a 3x3 kernel; at 8x8 the 25% extra multiplies cost more than im2col, measured on
 // bench/ops.cpp). TRIT_CONV_PATH=implicit forces it wherever it applies (tests).
+inline bool conv_implicit_forced() {
+  const char* e = std::getenv("TRIT_CONV_PATH");
+  return e && std::string_view(e) == "implicit";
+}
 inline bool conv_implicit(const Conv2dPlan& p) {
   if (p.geo.stride != 1) return false;
-  if (const char* e = std::getenv("TRIT_CONV_PATH")) return e[0] == 'i' && e[1] == 'm' && e[2] == 'p';
+  if (std::getenv("TRIT_CONV_PATH")) return conv_implicit_forced();
   const int64_t Wp = p.W + 2 * p.geo.padding;
   return (Wp - p.OW) * 8 <= p.OW;
 }
@@ -233,43 +239,62 @@ void im2col_chunk(const Conv2dPlan& p, const T* x, int64_t n0, int64_t b, T* col
 // yg[Og, (OH-1)*Wp + OW] is copied into y (Wp/OW - 1 extra work: 6% at 32x32, 25% at 8x8),
 // which costs far less than writing and reading the K x P column matrix (9 copies of the
 // image for a 3x3 kernel).
+// The padded grid of the implicit forms: image planes zero-padded to Hp x Wp, the output
+// computed on grid positions q = oh*Wp + ow (ow < Wp), 0 <= q < grid.
+struct ImplicitGrid {
+  int64_t Hp, Wp, grid;
+  explicit ImplicitGrid(const Conv2dPlan& p)
+      : Hp(p.H + 2 * p.geo.padding), Wp(p.W + 2 * p.geo.padding),
+        grid((p.OH - 1) * (p.W + 2 * p.geo.padding) + p.OW) {}
+};
+
+// off[g*K + (c*KH + kh)*KW + kw]: where tap (c, kh, kw) of group g reads in the padded image.
+inline std::vector<int64_t> implicit_offsets(const Conv2dPlan& p, const ImplicitGrid& s) {
+  const int64_t d = p.geo.dilation;
+  std::vector<int64_t> off(static_cast<size_t>(p.G * p.K));
+  for (int64_t c = 0; c < p.C; ++c)  // c over all channels: group g's taps follow group g-1's
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+      for (int64_t kw = 0; kw < p.KW; ++kw)
+        off[(c * p.KH + kh) * p.KW + kw] = (c * s.Hp + kh * d) * s.Wp + kw * d;
+  return off;
+}
+
+// xp[C, Hp, Wp] = image xn[C, H, W] inside a frame of `padding` zeros, then `slack` zeros.
+template <class T>
+void pad_image(const Conv2dPlan& p, const ImplicitGrid& s, const T* xn, T* xp, int64_t slack) {
+  const int64_t pad = p.geo.padding;
+  for (int64_t c = 0; c < p.C; ++c) {
+    T* plane = xp + c * s.Hp * s.Wp;
+    std::fill(plane, plane + pad * s.Wp, T(0));
+    for (int64_t h = 0; h < p.H; ++h) {
+      T* row = plane + (pad + h) * s.Wp;
+      std::fill(row, row + pad, T(0));
+      std::copy(xn + (c * p.H + h) * p.W, xn + (c * p.H + h + 1) * p.W, row + pad);
+      std::fill(row + pad + p.W, row + s.Wp, T(0));
+    }
+    std::fill(plane + (pad + p.H) * s.Wp, plane + s.Hp * s.Wp, T(0));
+  }
+  std::fill(xp + p.C * s.Hp * s.Wp, xp + p.C * s.Hp * s.Wp + slack, T(0));
+}
+
 template <class T>
 void conv2d_forward_implicit(const Conv2dPlan& p, const T* x, const T* wp, int64_t wpack,
                              const T* bias, T* y) {
-  const int64_t pad = p.geo.padding, d = p.geo.dilation;
-  const int64_t Hp = p.H + 2 * pad, Wp = p.W + 2 * pad, grid = (p.OH - 1) * Wp + p.OW;
-  // offsets of the K rows of every group: tap (c, kh, kw) of group g
-  std::vector<int64_t> off(static_cast<size_t>(p.G * p.K));
-  for (int64_t g = 0; g < p.G; ++g)
-    for (int64_t c = 0; c < p.Cg; ++c)
-      for (int64_t kh = 0; kh < p.KH; ++kh)
-        for (int64_t kw = 0; kw < p.KW; ++kw)
-          off[((g * p.Cg + c) * p.KH + kh) * p.KW + kw] =
-              ((g * p.Cg + c) * Hp + kh * d) * Wp + kw * d;
+  const ImplicitGrid s(p);
+  const std::vector<int64_t> off = implicit_offsets(p, s);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t n = 0; n < p.N; ++n) {
-    T* xp = conv_workspace<T>(0, p.C * Hp * Wp);
-    T* yg = conv_workspace<T>(1, p.Og * grid);
-    const T* xn = x + n * p.C * p.H * p.W;
-    for (int64_t c = 0; c < p.C; ++c) {  // xp[c] = x[n][c] inside a frame of pad zeros
-      T* plane = xp + c * Hp * Wp;
-      std::fill(plane, plane + pad * Wp, T(0));
-      for (int64_t h = 0; h < p.H; ++h) {
-        T* row = plane + (pad + h) * Wp;
-        std::fill(row, row + pad, T(0));
-        std::copy(xn + (c * p.H + h) * p.W, xn + (c * p.H + h + 1) * p.W, row + pad);
-        std::fill(row + pad + p.W, row + Wp, T(0));
-      }
-      std::fill(plane + (pad + p.H) * Wp, plane + Hp * Wp, T(0));
-    }
+    T* xp = conv_workspace<T>(0, p.C * s.Hp * s.Wp);
+    T* yg = conv_workspace<T>(1, p.Og * s.grid);
+    pad_image(p, s, x + n * p.C * p.H * p.W, xp, 0);
     for (int64_t g = 0; g < p.G; ++g) {
-      kernels::gemm_narrow<T>(p.Og, grid, p.K, wp + g * wpack, xp, off.data() + g * p.K,
-                              nullptr, yg, grid);
+      kernels::gemm_narrow<T>(p.Og, s.grid, p.K, wp + g * wpack, xp, off.data() + g * p.K,
+                              nullptr, yg, s.grid);
       for (int64_t o = 0; o < p.Og; ++o) {  // drop the grid columns ow >= OW, add the bias
         const T add = bias ? bias[g * p.Og + o] : T(0);
         T* dst = y + (n * p.O + g * p.Og + o) * p.P;
         for (int64_t oh = 0; oh < p.OH; ++oh) {
-          const T* src = yg + o * grid + oh * Wp;
+          const T* src = yg + o * s.grid + oh * s.Wp;
           for (int64_t ow = 0; ow < p.OW; ++ow) dst[oh * p.OW + ow] = src[ow] + add;
         }
       }
@@ -378,6 +403,16 @@ template <class T>
 void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T* gx,
                               T* gw) {
   const int64_t wsize = p.O * p.K, threads = omp_get_max_threads();
+  // The stride-1 weight gradient of the implicit form (see conv2d_forward_implicit): one
+  // kernels::gemm_dot per image and group over the padded grid, no column matrix.
+  // Each tile's lane sums cost about as much as 16 steps of its loop, so it needs long rows:
+  // 32x32 images (grid 1088) gain, 16x16 (286) measured slower than Eigen and stay there.
+  const ImplicitGrid s(p);
+  const bool implicit_gw =
+      gw && !p.pointwise && conv_implicit(p) && (s.grid >= 512 || conv_implicit_forced());
+  constexpr int64_t L = kernels::NarrowTile<T>::L;
+  const int64_t Q = (s.grid + L - 1) / L * L;  // the grid padded to whole SIMD vectors
+  const std::vector<int64_t> off = implicit_gw ? implicit_offsets(p, s) : std::vector<int64_t>();
   T* partials = gw ? conv_workspace<T>(2, threads * wsize) : nullptr;
   if (gw) std::fill(partials, partials + threads * wsize, T(0));
 #pragma omp parallel
@@ -387,7 +422,22 @@ void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, cons
     for (int64_t n = 0; n < p.N; ++n) {
       T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * p.P);
       const T* gyn = gy + n * p.O * p.P;
-      if (gw) {
+      if (gw && implicit_gw) {
+        // gyg[O, Q] = gy[n] on the padded grid (zeros at ow >= OW and past the grid), then
+        // partial[g] += gyg[g] (Og x Q) * taps of xp (K x Q)^T, the taps read in place.
+        T* xp = conv_workspace<T>(0, p.C * s.Hp * s.Wp + Q);
+        T* gyg = conv_workspace<T>(1, p.O * Q);
+        pad_image(p, s, x + n * p.C * p.H * p.W, xp, Q);
+        for (int64_t o = 0; o < p.O; ++o) {
+          T* dst = gyg + o * Q;
+          std::fill(dst, dst + Q, T(0));
+          for (int64_t oh = 0; oh < p.OH; ++oh)
+            std::copy(gyn + o * p.P + oh * p.OW, gyn + o * p.P + (oh + 1) * p.OW, dst + oh * s.Wp);
+        }
+        for (int64_t g = 0; g < p.G; ++g)
+          kernels::gemm_dot<T>(p.Og, p.K, Q, gyg + g * p.Og * Q, Q, xp, off.data() + g * p.K,
+                               mine + g * p.Og * p.K, p.K);
+      } else if (gw) {
         const T* xcol = x + n * p.C * p.H * p.W;  // a pointwise conv's x[n] is its col
         if (!p.pointwise) {
           kernels::im2col(xcol, p.geo, col, p.P);
