@@ -165,35 +165,45 @@ inline void store_tile(const f32x16 (&total)[V], float* out_row, const float* re
     return;
   }
 #if defined(__AVX512F__)
-  if (e.row_width % 16 == 0 && e.row_width > 0) {
-    // Every 16 lanes lie in one image row: one masked store of the lanes left of out_width.
+  if (e.row_width % 16 == 0) {
+    // Every 16 lanes lie in one image row (or the plain layout): one masked store of the
+    // lanes left of out_width and of `valid`.
     for (int v = 0; v < V && 16 * v < valid; ++v) {
-      const int64_t p = p0 + 16 * v, oh = p / e.row_width, ow = p % e.row_width;
-      const int64_t n = std::min<int64_t>({16, e.out_width - ow, valid - 16 * v});
+      int64_t at = p0 + 16 * v, n = std::min<int64_t>(16, valid - 16 * v);
+      if (e.row_width > 0) {
+        const int64_t oh = at / e.row_width, ow = at % e.row_width;
+        n = std::min(n, e.out_width - ow);
+        at = oh * e.out_width + ow;
+      }
       if (n <= 0) continue;
       const __mmask16 mask = __mmask16((1u << n) - 1);
-      const int64_t at = oh * e.out_width + ow;
-      __m512 y = reinterpret_cast<const __m512&>(total[v]);
+      __m512 y;
+      std::memcpy(&y, &total[v], sizeof y);
       if (res_row) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, res_row + at));
       f32x16 a;
       std::memcpy(&a, &y, sizeof a);
       activate(a, e);
-      _mm512_mask_storeu_ps(out_row + at, mask, reinterpret_cast<const __m512&>(a));
+      std::memcpy(&y, &a, sizeof y);
+      _mm512_mask_storeu_ps(out_row + at, mask, y);
     }
     return;
   }
 #endif
-  // General case, one column at a time.
+  // General case, one column at a time; (oh, ow) the pixel of column p0 + i in padded rows.
   float tile[16 * V];
   for (int v = 0; v < V; ++v) store16(tile + 16 * v, total[v]);
+  if (e.row_width == 0) {
+    for (int64_t i = 0; i < valid; ++i)
+      out_row[p0 + i] = activate(tile[i] + (res_row ? res_row[p0 + i] : 0.0f), e);
+    return;
+  }
+  int64_t oh = p0 / e.row_width, ow = p0 % e.row_width;
   for (int64_t i = 0; i < valid; ++i) {
-    int64_t at = p0 + i;
-    if (e.row_width > 0) {
-      const int64_t ow = at % e.row_width;
-      if (ow >= e.out_width) continue;
-      at = at / e.row_width * e.out_width + ow;
+    if (ow < e.out_width) {
+      const int64_t at = oh * e.out_width + ow;
+      out_row[at] = activate(tile[i] + (res_row ? res_row[at] : 0.0f), e);
     }
-    out_row[at] = activate(tile[i] + (res_row ? res_row[at] : 0.0f), e);
+    if (++ow == e.row_width) ow = 0, ++oh;
   }
 }
 
