@@ -14,7 +14,7 @@
 //   dense       infer::Model's dense twin: every weight expanded to FP32, BN folded, GEMM
 //   trit nn     the models:: module itself (eval, NoGradGuard): the trit network as trained
 // Each figure is images per second: batch over the median of R timed forwards (after 3
-// warm-ups), at batch 1 and 64. Also printed: weight bytes in memory of each form, the
+// warm-ups; the three forms take turns), at batch 1 and 64. Also printed: weight bytes in memory of each form, the
 // process's peak resident memory, and the machine load. The last line is one JSON object.
 // With --file the .trit file is read once (io::read_compressed) and all three forms are built
 // from it; trit nn is io::make_dense_model.
@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,13 +48,27 @@ struct Settings {
   int threads = 2, reps = 21;
 };
 
-// The process's peak resident set (VmHWM) in MiB; 0 if unreadable.
-double peak_rss_mb() {
+// A field of /proc/self/status in KiB ("VmHWM": peak resident set, "VmRSS": current); -1 if
+// unreadable.
+long status_kib(const char* field) {
   std::ifstream status("/proc/self/status");
   std::string line;
+  const std::string key = std::string(field) + ":";
   while (std::getline(status, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
-  return 0;
+    if (line.rfind(key, 0) == 0) return std::atol(line.c_str() + key.size());
+  return -1;
+}
+
+// The process's peak resident set (VmHWM) in MiB; 0 if unreadable.
+double peak_rss_mb() { return std::max(0L, status_kib("VmHWM")) / 1024.0; }
+
+// Resets VmHWM to the current resident set (Linux >= 4.0: "5" into /proc/self/clear_refs), so
+// that a later VmHWM is the peak of what runs in between. False if the kernel refused.
+bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  f.flush();
+  return bool(f);
 }
 
 // The 1-minute load average, -1 if unreadable.
@@ -64,18 +79,25 @@ double load_average() {
   return l;
 }
 
-// Median wall time in seconds of `reps` calls of step() after 3 untimed ones.
-template <class F>
-double median_seconds(int reps, F&& step) {
-  for (int i = 0; i < 3; ++i) step();
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    step();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+// Median wall time in seconds of `reps` calls of each step after 3 untimed ones. The steps
+// take turns (rep r times step 0, 1, 2, then rep r + 1), so that the slow spells of a loaded
+// machine fall on every step alike.
+std::vector<double> median_seconds(int reps, const std::vector<std::function<void()>>& steps) {
+  for (int i = 0; i < 3; ++i)
+    for (auto& step : steps) step();
+  std::vector<std::vector<double>> t(steps.size());
+  for (int r = 0; r < reps; ++r)
+    for (size_t i = 0; i < steps.size(); ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      steps[i]();
+      t[i].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  std::vector<double> medians;
+  for (auto& ti : t) {
+    std::sort(ti.begin(), ti.end());
+    medians.push_back(ti[ti.size() / 2]);
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return medians;
 }
 
 // A synthetic ternary model (see the header comment).
@@ -147,19 +169,35 @@ int run(const Settings& s) {
               compressed.weight_bytes() / 1024.0, dense.weight_bytes() / 1024.0,
               double(dense.weight_bytes()) / double(compressed.weight_bytes()));
 
+  int64_t fp32_bytes = 0;  // every tensor of the file (parameters and BN buffers) in FP32
+  for (const auto& t : file.tensors) fp32_bytes += 4 * t.numel();
+  std::printf("model in memory: compressed %.1f KiB (weights, biases, layer tables), FP32 "
+              "parameters %.1f KiB\n",
+              compressed.memory_bytes() / 1024.0, fp32_bytes / 1024.0);
+
   Generator gen(2);
   double img_s[3][2];  // [compressed, dense, nn][batch 1, batch 64]
+  long rss_growth_kib = -1;  // peak resident growth over the first compressed batch-1 forwards
   const int64_t batches[2] = {1, 64};
   for (int b = 0; b < 2; ++b) {
     const int64_t N = batches[b];
     Tensor<float> x = Tensor<float>::randn({N, c.in_channels, c.input_size, c.input_size}, gen);
     const int reps = N == 1 ? 5 * s.reps : s.reps;
-    img_s[0][b] = N / median_seconds(reps, [&] { compressed.forward(x); });
-    img_s[1][b] = N / median_seconds(reps, [&] { dense.forward(x); });
-    img_s[2][b] = N / median_seconds(reps, [&] {
-      NoGradGuard no_grad;
-      module->forward(x);
-    });
+    // The first forwards of the process: their scratch buffers and activations count here.
+    if (N == 1) {
+      const long before = status_kib("VmRSS");
+      const bool reset = reset_peak_rss();
+      for (int i = 0; i < 3; ++i) compressed.forward(x);
+      if (before >= 0)
+        rss_growth_kib = std::max(0L, status_kib(reset ? "VmHWM" : "VmRSS") - before);
+    }
+    const std::vector<double> t = median_seconds(
+        reps, {[&] { compressed.forward(x); }, [&] { dense.forward(x); },
+               [&] {
+                 NoGradGuard no_grad;
+                 module->forward(x);
+               }});
+    for (int f = 0; f < 3; ++f) img_s[f][b] = double(N) / t[size_t(f)];
   }
   std::printf("\n%-34s %14s %14s\n", "images/s", "batch 1", "batch 64");
   const char* names[3] = {"compressed (index lists)", "dense FP32 (BN folded, GEMM)",
@@ -171,14 +209,20 @@ int run(const Settings& s) {
   std::printf("%-34s %13.2fx %13.2fx\n", "compressed / trit nn module", img_s[0][0] / img_s[2][0],
               img_s[0][1] / img_s[2][1]);
   const double rss = peak_rss_mb();
+  std::printf("resident memory growth, compressed inference at batch 1: %.1f KiB peak\n",
+              double(rss_growth_kib));
   std::printf("peak RSS %.1f MiB (all three forms loaded), load %.2f\n\n", rss, load_average());
   std::printf(
       "{\"model\": \"%s\", \"threads\": %d, \"batch1_compressed_img_s\": %.1f, "
       "\"batch1_dense_img_s\": %.1f, \"batch64_compressed_img_s\": %.1f, "
       "\"batch64_dense_img_s\": %.1f, \"batch1_nn_img_s\": %.1f, \"batch64_nn_img_s\": %.1f, "
-      "\"compressed_weight_bytes\": %lld, \"dense_weight_bytes\": %lld, \"peak_rss_mb\": %.1f}\n",
+      "\"compressed_weight_bytes\": %lld, \"dense_weight_bytes\": %lld, "
+      "\"compressed_memory_bytes\": %lld, \"fp32_parameter_bytes\": %lld, "
+      "\"batch1_compressed_rss_growth_bytes\": %lld, \"peak_rss_mb\": %.1f}\n",
       c.name.c_str(), s.threads, img_s[0][0], img_s[1][0], img_s[0][1], img_s[1][1], img_s[2][0],
-      img_s[2][1], (long long)compressed.weight_bytes(), (long long)dense.weight_bytes(), rss);
+      img_s[2][1], (long long)compressed.weight_bytes(), (long long)dense.weight_bytes(),
+      (long long)compressed.memory_bytes(), (long long)fp32_bytes,
+      rss_growth_kib < 0 ? -1LL : (long long)rss_growth_kib * 1024, rss);
   return 0;
 }
 
@@ -188,8 +232,10 @@ int main(int argc, char** argv) {
   Settings s;
   CLI::App app{"trit-bench-infer: images/s of a compressed model vs the same network in FP32"};
   auto* file = app.add_option("--file", s.file, "a .trit file")->check(CLI::ExistingFile);
-  auto* synth = app.add_option("--synthetic", s.synthetic, "build a ternary model in memory: resnet20, resnet32, resnet56, lenet")
-                    ->check(CLI::IsMember({"resnet20", "resnet32", "resnet56", "lenet"}));
+  std::vector<std::string> names;
+  for (const auto& [name, factory] : models::model_factories()) names.push_back(name);
+  auto* synth = app.add_option("--synthetic", s.synthetic, "build a ternary model in memory: " + models::model_names())
+                    ->check(CLI::IsMember(names));
   file->excludes(synth);
   app.add_option("--sparsity", s.sparsity, "synthetic: share of zero weights")
       ->check(CLI::Range(0.0, 0.999))->capture_default_str();
