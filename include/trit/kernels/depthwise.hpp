@@ -80,10 +80,10 @@ struct PlaneLayout {
         span(std::max(round_up(PS, kLanes), n + round_up(2 * QW + 2, kLanes))) {}
 };
 
-// dst[0, n) = src[0, n) for the short rows (4 to 32 values) of the plane copies: vectors of 16, then one of 8 and one of 4 (fixed-size Eigen arrays), then single
-// values, so the 8- and 4-wide rows of the deep layers are one move each. (The compiler
-// would turn plain loops, or std::copy, into calls to memmove and memset, whose call
-// overhead costs more than such a row.)
+// dst[0, n) = src[0, n) for the short rows (4 to 32 values) of the plane copies: vectors of
+// 16, then one of 8 and one of 4 (fixed-size Eigen arrays), then single values, so the 8- and
+// 4-wide rows of the deep layers are one move each. (The compiler would turn plain loops, or
+// std::copy, into calls to memmove, whose call overhead costs more than such a row.)
 template <int V, class T>
 inline void copy_part(const T* src, int64_t n, T* dst, int64_t& k) {
   using Vec = Eigen::Array<T, V, 1>;
@@ -101,25 +101,27 @@ inline void copy_row(const T* src, int64_t n, T* dst) {
     case 1: dst[k] = src[k];
   }
 }
+
 // Copies the plane in[H x W] into the S*S sub-images of buf (sub-image (a, b) at
 // buf + (a*S + b)*L.span): sub(a, b)[i][k] = xp(S*i + a + parity, S*k + b + parity). Only the
 // values that come from the plane are written: the zeros (padding, the junk row and column,
 // the tail of each span) sit at the same places for every plane, so the caller zeroes the
-// buffer once (zero_buffer) and then fills plane after plane. With S = 1 and parity 1 the
-// copy is the plain plane with a zero column and row after it: the layout of an output
-// gradient (H x W = OH x OW), whose value at flat index j pairs with output j.
+// buffer once (zero_buffer) and then fills plane after plane. Parity 0 is the padded input;
+// with S = 1 and parity 1 the copy is the plain plane with a zero column and row after it:
+// the layout of an output gradient (H x W = OH x OW), whose value at flat index j pairs with
+// output j. (Stride 2 takes parity 0 only.)
 template <int S, class T>
 void fill_plane(const T* __restrict in, int64_t H, int64_t W, const PlaneLayout& L, int parity,
                 T* __restrict buf) {
   if constexpr (S == 1) {
-    // padded row r = i + parity holds x[r-1] from column 1 - parity on
+    // x[h][w] goes to sub[h + 1 - parity][w + 1 - parity]
     T* dst = buf + (1 - parity) * L.QW + (1 - parity);
     for (int64_t h = 0; h < H; ++h) copy_row(in + h * W, W, dst + h * L.QW);
   } else {
     // One pass over each input row, splitting it into its even and odd padded columns:
     // x row h is padded row r = h + 1 = 2i + a, so it goes to row i of sub(a, 0) (padded
     // columns 0, 2, ...: x[1], x[3], ... from column 1 on) and of sub(a, 1) (padded columns
-    // 1, 3, ...: x[0], x[2], ...). Only parity 0 is needed at stride 2.
+    // 1, 3, ...: x[0], x[2], ...).
     for (int64_t h = 0; h < H; ++h) {
       const int64_t r = h + 1, a = r % 2, i = r / 2;
       T* even = buf + (2 * a) * L.span + i * L.QW;
