@@ -98,10 +98,13 @@ class Model {
       bytes += l->weight.bytes() + 4 * int64_t(l->bias.size());
     return bytes;
   }
-  // Bytes the model holds in memory: weight_bytes() plus the layer descriptions (not the
-  // per-thread scratch buffers of a forward, see layers.hpp's workspace).
+  // Bytes the model holds in memory: weight_bytes(), the layer descriptions and the offsets
+  // the compressed convs cache after a forward (ConvLayer::offset_cache: 4 bytes per non-zero
+  // weight); not the per-thread scratch buffers of a forward (layers.hpp's workspace).
   int64_t memory_bytes() const {
-    return weight_bytes() + int64_t(sizeof(Model)) +
+    int64_t cached = 0;
+    for (const ConvLayer* c : convs()) cached += c->offset_cache.bytes();
+    return weight_bytes() + cached + int64_t(sizeof(Model)) +
            int64_t(blocks_.capacity() * sizeof(Block)) +
            [&] {
              int64_t n = 0;

@@ -14,10 +14,12 @@
 // images are split over threads, each with its own column buffer; with fewer (batch 1) the
 // rows of W are split over threads (compressed) or Eigen's GEMM threads (dense).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include <omp.h>
@@ -100,7 +102,7 @@ class MatrixWeights {
              const kernels::Epilogue& e, bool threads) const {
     if (terms_) {
       const std::vector<int32_t> rows = kernels::strided_rows(groups_ * cols_, ldc);
-      apply_compressed(col, rows.data(), P, out, ldo, e, threads);
+      apply_compressed(col, offsets(rows.data()).data(), P, out, ldo, e, threads);
       return;
     }
     // Eigen uses its threads outside a parallel region, one thread inside; a small product
@@ -117,19 +119,28 @@ class MatrixWeights {
     apply_epilogue(out, ldo, rows_, P, e);
   }
 
-  // The compressed form on a column matrix whose row k (of G*K) starts at col + rows[k]
+  // The compressed form's offsets into a column matrix whose row k (of G*K) starts at
+  // col + rows[k] (kernels::nonzero_offsets).
+  std::vector<int32_t> offsets(const int32_t* rows) const {
+    check(terms_ != nullptr, "infer::MatrixWeights", "offsets of dense weights");
+    return kernels::nonzero_offsets(*terms_, rows, groups_);
+  }
+
+  // The compressed form on a column matrix read through offsets(rows)
   // (kernels::signed_terms_gemm). Threads split the output rows.
-  void apply_compressed(const float* col, const int32_t* rows, int64_t P, float* out, int64_t ldo,
-                        const kernels::Epilogue& e, bool threads) const {
+  void apply_compressed(const float* col, const int32_t* offset, int64_t P, float* out,
+                        int64_t ldo, const kernels::Epilogue& e, bool threads) const {
     check(terms_ != nullptr, "infer::MatrixWeights", "apply_compressed on dense weights");
-    if (!threads || terms_->nonzeros() * P < kParallelAdds || omp_get_max_threads() == 1) {
-      apply_rows(0, rows_, col, rows, P, out, ldo, e);
+    const kernels::SignedTerms& w = *terms_;
+    if (!threads || w.nonzeros() * P < kParallelAdds || omp_get_max_threads() == 1) {
+      kernels::signed_terms_gemm(w, 0, rows_, col, offset, P, out, ldo, e);
       return;
     }
 #pragma omp parallel
     {  // one contiguous block of rows per thread
       const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-      apply_rows(rows_ * t / n, rows_ * (t + 1) / n, col, rows, P, out, ldo, e);
+      kernels::signed_terms_gemm(w, rows_ * t / n, rows_ * (t + 1) / n, col, offset, P, out, ldo,
+                                 e);
     }
   }
 
@@ -138,17 +149,6 @@ class MatrixWeights {
     check(groups >= 1 && rows_ % groups == 0, "infer::MatrixWeights", groups,
           " groups do not split ", rows_, " rows");
     groups_ = groups;
-  }
-
-  // Rows [o_begin, o_end) of the compressed product, group by group, on this thread.
-  void apply_rows(int64_t o_begin, int64_t o_end, const float* col, const int32_t* rows,
-                  int64_t P, float* out, int64_t ldo, const kernels::Epilogue& e) const {
-    const int64_t Og = rows_ / groups_;
-    for (int64_t o = o_begin; o < o_end;) {
-      const int64_t g = o / Og, end = std::min(o_end, (g + 1) * Og);
-      kernels::signed_terms_gemm(*terms_, o, end, col, rows + g * cols_, P, out, ldo, e);
-      o = end;
-    }
   }
 
   int64_t rows_ = 0, cols_ = 0, groups_ = 1;
@@ -166,6 +166,45 @@ inline float* workspace(int slot, int64_t n) {
   return b.data();
 }
 
+// The compressed conv's per-weight offsets (MatrixWeights::offsets) for the last input size it
+// saw, so that a forward does not resolve them again. Copies start empty; safe to share
+// between threads (a mutex guards the swap, readers keep their shared_ptr).
+class OffsetCache {
+ public:
+  OffsetCache() = default;
+  OffsetCache(const OffsetCache&) {}
+  OffsetCache& operator=(const OffsetCache&) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    offsets_.reset();
+    return *this;
+  }
+
+  // Bytes of the offsets held (4 per non-zero weight once a forward ran).
+  int64_t bytes() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return offsets_ ? int64_t(offsets_->size() * sizeof(int32_t)) : 0;
+  }
+
+  // The offsets stored for key, or make() stored under key.
+  template <class Make>
+  std::shared_ptr<const std::vector<int32_t>> get(const std::array<int64_t, 4>& key,
+                                                 Make&& make) const {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (offsets_ && key_ == key) return offsets_;
+    }
+    auto made = std::make_shared<const std::vector<int32_t>>(make());
+    std::lock_guard<std::mutex> lock(mutex_);
+    key_ = key, offsets_ = made;
+    return made;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::array<int64_t, 4> key_{};
+  mutable std::shared_ptr<const std::vector<int32_t>> offsets_;
+};
+
 // A 2-d convolution of G groups with bias (BN folded in) and an optional ReLU (capped at
 // relu_cap: ReLU6 for MobileNetV2). Group g maps input channels [g*C/G, (g+1)*C/G) to output
 // channels [g*O/G, (g+1)*O/G); G = C = O is a depthwise conv.
@@ -175,12 +214,20 @@ struct ConvLayer {
   std::vector<float> bias;  // [O]
   bool relu = false;
   float relu_cap = INFINITY;
+  OffsetCache offset_cache;  // compressed form: offsets for the last input size
+
+  // The input size and the weights (their address and non-zero count) the offsets are for.
+  std::array<int64_t, 4> cache_key(const kernels::ConvGeometry& g) const {
+    return {g.H, g.W, int64_t(reinterpret_cast<std::intptr_t>(weight.terms())),
+            weight.terms()->nonzeros()};
+  }
 
   // x [N, C, H, W] -> [N, O, OH, OW]; residual (same shape as the output, or undefined) is
   // added before the activation.
   Tensor<float> forward(const Tensor<float>& x, const Tensor<float>& residual = {}) const {
-    check(x.dim() == 4 && x.size(1) == C, "infer::ConvLayer", "expected x [N, ", C,
-          ", H, W], got ", to_string(x.shape()));
+    if (x.dim() != 4 || x.size(1) != C)  // (to_string only on failure: this runs every layer)
+      check(false, "infer::ConvLayer", "expected x [N, ", C, ", H, W], got ",
+            to_string(x.shape()));
     check(groups >= 1 && C % groups == 0 && O % groups == 0 && weight.groups() == groups &&
               weight.rows() == O && weight.cols() == C / groups * KH * KW &&
               int64_t(bias.size()) == O,
@@ -193,8 +240,8 @@ struct ConvLayer {
     check(OH >= 1 && OW >= 1, "infer::ConvLayer", "kernel ", KH, "x", KW,
           " larger than the padded input ", to_string(x.shape()));
     Tensor<float> y = Tensor<float>::empty({N, O, OH, OW});
-    if (residual.defined())
-      check(residual.shape() == y.shape(), "infer::ConvLayer", "residual ",
+    if (residual.defined() && residual.shape() != y.shape())
+      check(false, "infer::ConvLayer", "residual ",
             to_string(residual.shape()), " does not match the output ", to_string(y.shape()));
     const int64_t in_image = C * g.H * g.W, out_image = O * P;
     auto epilogue = [&](int64_t n) {
@@ -231,12 +278,16 @@ struct ConvLayer {
       // unaligned loads; KW shifted, aligned copies of the image measured ~4% slower on a
       // batch-1 ResNet-20: building them costs more than the split loads.)
       const int64_t Pq = OH * Wq, xs_size = C * Hp * Wq + 64 + KW;  // + the last tile's overrun
-      std::vector<int32_t> rows(static_cast<size_t>(K));
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t kh = 0; kh < KH; ++kh)
-          for (int64_t kw = 0; kw < KW; ++kw)
-            rows[size_t((c * KH + kh) * KW + kw)] = int32_t((c * Hp + kh) * Wq + kw);
-      run_image = [&, Hp, Wq, Pq, xs_size, rows = std::move(rows)](int64_t n, bool threads) {
+      // Row (c, kh, kw) of the virtual column matrix starts at xs[c, kh, kw].
+      auto offsets = offset_cache.get(cache_key(g), [&] {
+        std::vector<int32_t> rows(static_cast<size_t>(K));
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t kh = 0; kh < KH; ++kh)
+            for (int64_t kw = 0; kw < KW; ++kw)
+              rows[size_t((c * KH + kh) * KW + kw)] = int32_t((c * Hp + kh) * Wq + kw);
+        return weight.offsets(rows.data());
+      });
+      run_image = [&, Hp, Wq, Pq, xs_size, offsets](int64_t n, bool threads) {
         const float* src = x.data() + n * in_image;
         float* xs = workspace(0, xs_size);
         for (int64_t c = 0; c < C; ++c) {
@@ -255,7 +306,7 @@ struct ConvLayer {
         std::fill(xs + C * Hp * Wq, xs + xs_size, 0.0f);
         kernels::Epilogue e = epilogue(n);
         e.row_width = Wq, e.out_width = OW;
-        weight.apply_compressed(xs, rows.data(), Pq, y.data() + n * out_image, P, e, threads);
+        weight.apply_compressed(xs, offsets->data(), Pq, y.data() + n * out_image, P, e, threads);
       };
     } else {
       // The column matrix col[K, ld], its rows padded to whole 64-column tiles with zeros; the
@@ -263,15 +314,23 @@ struct ConvLayer {
       const bool direct =
           !weight.is_compressed() && KH == 1 && KW == 1 && stride == 1 && padding == 0;
       const int64_t ld = kernels::padded_columns(P);
-      run_image = [&, direct, ld](int64_t n, bool threads) {
+      std::shared_ptr<const std::vector<int32_t>> offsets;  // compressed: into col[K, ld]
+      if (weight.is_compressed())
+        offsets = offset_cache.get(cache_key(g), [&] {
+          return weight.offsets(kernels::strided_rows(K, ld).data());
+        });
+      run_image = [&, direct, ld, offsets](int64_t n, bool threads) {
         const float* src = x.data() + n * in_image;
         float* col = direct ? nullptr : workspace(0, K * ld);
         if (!direct) {
           kernels::im2col(src, g, col, ld);
           for (int64_t k = 0; k < K; ++k) std::fill(col + k * ld + P, col + (k + 1) * ld, 0.0f);
         }
-        weight.apply(direct ? src : col, direct ? P : ld, P, y.data() + n * out_image, P,
-                     epilogue(n), threads);
+        float* out = y.data() + n * out_image;
+        if (offsets)
+          weight.apply_compressed(col, offsets->data(), P, out, P, epilogue(n), threads);
+        else
+          weight.apply(direct ? src : col, direct ? P : ld, P, out, P, epilogue(n), threads);
       };
     }
     if (N >= omp_get_max_threads() && N > 1) {

@@ -15,7 +15,7 @@
 // term per exponent (scaled accumulation). Exact in float up to the order of the additions.
 //
 // The product runs on a column matrix col[K, P] whose rows are found through a table of
-// offsets (the column matrix of kernels/im2col.hpp, the inputs of a linear layer transposed,
+// offsets, resolved per non-zero weight (nonzero_offsets) (the column matrix of kernels/im2col.hpp, the inputs of a linear layer transposed,
 // or shifted views of a zero-padded image, which spares the im2col copy), and writes out[O, P] (row stride ldo) through an
 // Epilogue: out = relu?( W * col + bias[o] + residual[o, p] ). Columns are processed in
 // tiles of 64 or 16 held in registers (GCC vector types: AVX-512 zmm with -march=native,
@@ -109,7 +109,7 @@ inline SignedTerms pack_signed_terms(int64_t O, int64_t K, const uint8_t* codes,
 // null.
 //
 // Padded-row output (row_width > 0): the product's columns are the pixels of an image whose
-// rows were computed row_width wide but are out_width wide (the shifted-copies conv of
+// rows were computed row_width wide but are out_width wide (the zero-bordered-image conv of
 // infer/layers.hpp computes junk columns past the image's right edge). Column p is pixel
 // (p / row_width, p % row_width); it is stored at out[(p / row_width) * out_width + p %
 // row_width] (the residual is read at the same place) when p % row_width < out_width and
@@ -209,15 +209,15 @@ inline void store_tile(const f32x16 (&total)[V], float* out_row, const float* re
 
 // Row o over the V*16 columns of one tile starting at column p0 (col points at column p0;
 // out_row at the row's column 0). Only the first `valid` columns are stored (a tail tile;
-// its other columns are read from col but their results dropped).
+// its other columns are read from col but their results dropped). Non-zero i of W reads the
+// row of col at offset[i] (see nonzero_offsets).
 template <int V>
 inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col,
-                              const int32_t* rows, float* out_row, const Epilogue& e, int64_t p0,
-                              int64_t valid) {
+                              const int32_t* offset, float* out_row, const Epilogue& e,
+                              int64_t p0, int64_t valid) {
   f32x16 total[V];
   const float b = e.bias ? e.bias[o] : 0.0f;
   for (int v = 0; v < V; ++v) total[v] = f32x16{} + b;
-  const uint16_t* index = w.index.data();
   constexpr int U = 8 / V;  // independent partial sums: 8 vector chains hide the add latency
   for (uint32_t t = w.row_terms[o]; t < w.row_terms[o + 1]; ++t) {
     f32x16 s[U][V];
@@ -227,20 +227,20 @@ inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col,
     const uint32_t mid = w.split[t], end = w.first[t + 1];
     for (; i + U <= mid; i += U)  // + m, U columns at a time
       for (int u = 0; u < U; ++u) {
-        const float* r = col + rows[index[i + u]];
+        const float* r = col + offset[i + u];
         for (int v = 0; v < V; ++v) s[u][v] += load16(r + 16 * v);
       }
     for (; i < mid; ++i) {
-      const float* r = col + rows[index[i]];
+      const float* r = col + offset[i];
       for (int v = 0; v < V; ++v) s[0][v] += load16(r + 16 * v);
     }
     for (; i + U <= end; i += U)  // - m
       for (int u = 0; u < U; ++u) {
-        const float* r = col + rows[index[i + u]];
+        const float* r = col + offset[i + u];
         for (int v = 0; v < V; ++v) s[u][v] -= load16(r + 16 * v);
       }
     for (; i < end; ++i) {
-      const float* r = col + rows[index[i]];
+      const float* r = col + offset[i];
       for (int v = 0; v < V; ++v) s[0][v] -= load16(r + 16 * v);
     }
     for (int u = 1; u < U; ++u)
@@ -254,13 +254,13 @@ inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col,
 
 // Row o, one column (a linear layer on a batch of a few images).
 inline void signed_terms_column(const SignedTerms& w, int64_t o, const float* col,
-                                const int32_t* rows, float* out, const Epilogue& e, int64_t p) {
+                                const int32_t* offset, float* out, const Epilogue& e, int64_t p) {
   float total = e.bias ? e.bias[o] : 0.0f;
   for (uint32_t t = w.row_terms[o]; t < w.row_terms[o + 1]; ++t) {
     float s0 = 0, s1 = 0;
     uint32_t i = w.first[t];
-    for (; i < w.split[t]; ++i) s0 += col[rows[w.index[i]]];
-    for (; i < w.first[t + 1]; ++i) s1 += col[rows[w.index[i]]];
+    for (; i < w.split[t]; ++i) s0 += col[offset[i]];
+    for (; i < w.first[t + 1]; ++i) s1 += col[offset[i]];
     total += w.magnitude[t] * (s0 - s1);
   }
   if (e.residual) total += e.residual[o * e.ld_residual + p];
@@ -283,36 +283,56 @@ inline std::vector<int32_t> strided_rows(int64_t K, int64_t ld) {
   return rows;
 }
 
+// Where each non-zero weight reads the column matrix: offset[i] = rows[g * K + index[i]] for
+// the non-zero i of row o in group g = o / (O / groups), where row k of the column matrix
+// starts at col + rows[k] (rows[k] = k * ldc for a plain matrix, see strided_rows; other
+// tables let W read shifted views of an image, as infer::ConvLayer does). Resolved once per
+// layer and input size, so the product's inner loop does one load per weight, not two
+// dependent ones.
+inline std::vector<int32_t> nonzero_offsets(const SignedTerms& w, const int32_t* rows,
+                                            int64_t groups = 1) {
+  check(groups >= 1 && w.rows % groups == 0, "nonzero_offsets", groups, " groups do not split ",
+        w.rows, " rows");
+  std::vector<int32_t> offset(w.index.size());
+  const int64_t per_group = w.rows / groups;
+  for (int64_t o = 0; o < w.rows; ++o) {
+    const int32_t* group_rows = rows + (o / per_group) * w.cols;
+    for (uint32_t i = w.first[w.row_terms[o]]; i < w.first[w.row_terms[o + 1]]; ++i)
+      offset[i] = group_rows[w.index[i]];
+  }
+  return offset;
+}
+
 // out[o, p] = epilogue((W * col)[o, p]) for rows o in [o_begin, o_end) and columns p in
-// [0, P), where row k of the column matrix starts at col + rows[k] (rows[k] = k * ldc for a
-// plain matrix, see strided_rows; other tables let W read shifted views of an image, as
-// infer::ConvLayer does). Each row must be readable up to padded_columns(P) with finite floats
+// [0, P), where non-zero i of W reads the row of the column matrix at col + offset[i]
+// (nonzero_offsets). Each row must be readable up to padded_columns(P) with finite floats
 // past P (their results are dropped). out [O, P] with row stride ldo >= P (only [0, P) is
-// written). Tiles of 64 columns run over every row before the next tile, so a tile of col
-// (K x 64 floats) stays in cache while all rows read it.
+// written; with the epilogue's padded-row mapping, out is the [O, OH*OW] image instead).
+// Tiles of 64 columns run over every row before the next tile, so a tile of col (K x 64
+// floats) stays in cache while all rows read it.
 inline void signed_terms_gemm(const SignedTerms& w, int64_t o_begin, int64_t o_end,
-                              const float* col, const int32_t* rows, int64_t P, float* out,
+                              const float* col, const int32_t* offset, int64_t P, float* out,
                               int64_t ldo, const Epilogue& e = {}) {
   check(e.row_width == 0 || P >= 4, "signed_terms_gemm", "padded-row output needs P >= 4");
   if (P < 4) {  // a few columns: one at a time, no vector lanes wasted
     for (int64_t o = o_begin; o < o_end; ++o)
       for (int64_t p = 0; p < P; ++p)
-        detail::signed_terms_column(w, o, col + p, rows, out + o * ldo + p, e, p);
+        detail::signed_terms_column(w, o, col + p, offset, out + o * ldo + p, e, p);
     return;
   }
   int64_t p = 0;
   for (; p + 64 <= P; p += 64)
     for (int64_t o = o_begin; o < o_end; ++o)
-      detail::signed_terms_tile<4>(w, o, col + p, rows, out + o * ldo, e, p, 64);
+      detail::signed_terms_tile<4>(w, o, col + p, offset, out + o * ldo, e, p, 64);
   if (P - p > 32)  // a tail of 33..63 columns: one 64-wide tile, the excess dropped
     for (int64_t o = o_begin; o < o_end; ++o)
-      detail::signed_terms_tile<4>(w, o, col + p, rows, out + o * ldo, e, p, P - p);
+      detail::signed_terms_tile<4>(w, o, col + p, offset, out + o * ldo, e, p, P - p);
   else if (P - p > 16)
     for (int64_t o = o_begin; o < o_end; ++o)
-      detail::signed_terms_tile<2>(w, o, col + p, rows, out + o * ldo, e, p, P - p);
+      detail::signed_terms_tile<2>(w, o, col + p, offset, out + o * ldo, e, p, P - p);
   else if (P - p > 0)
     for (int64_t o = o_begin; o < o_end; ++o)
-      detail::signed_terms_tile<1>(w, o, col + p, rows, out + o * ldo, e, p, P - p);
+      detail::signed_terms_tile<1>(w, o, col + p, offset, out + o * ldo, e, p, P - p);
 }
 
 }  // namespace trit::kernels
