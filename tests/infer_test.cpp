@@ -176,6 +176,11 @@ TEST_CASE("ternary and power-of-two conv equal the dense conv (stride, padding, 
       Tensor<float> r = Tensor<float>::randn(ref.shape(), gen);
       fast.relu = true;
       CHECK(relative_error(fast.forward(x, r), trit::relu(ref + r)) < 1e-5);
+      // another input size: the cached offsets are resolved again
+      Tensor<float> x2 = Tensor<float>::randn({1, c.C, c.H + 3, c.W + 5}, gen);
+      fast.relu = false;
+      CHECK(relative_error(fast.forward(x2), conv2d(x2, q.expand(), bias, Conv2dOptions{.stride = c.stride, .padding = c.padding})) < 1e-5);
+      CHECK(relative_error(fast.forward(x), ref) < 1e-5);
     }
   }
 }
