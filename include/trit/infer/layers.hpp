@@ -105,17 +105,32 @@ class MatrixWeights {
       apply_compressed(col, offsets(rows.data()).data(), P, out, ldo, e, threads);
       return;
     }
-    // Eigen uses its threads outside a parallel region, one thread inside; a small product
-    // (under kParallelAdds multiply-adds: every layer of a batch-1 ResNet-20) runs on this
-    // thread, for the reason given at kParallelAdds.
+    // A small product (under kParallelAdds multiply-adds: every layer of a batch-1 ResNet-20)
+    // runs on this thread, for the reason given at kParallelAdds. A larger one splits each
+    // group's rows over the OpenMP threads, one Eigen GEMM per block (Eigen runs one thread
+    // inside a parallel region). Not Eigen's own threads: its GEMM threads busy-wait for
+    // each other, and on a loaded machine a batch-1 ResNet-18 took a second per image.
     const int64_t Og = rows_ / groups_;
-    const bool small = rows_ * cols_ * P < kParallelAdds;
-    const int eigen_threads = Eigen::nbThreads();
-    if (small && threads) Eigen::setNbThreads(1);
-    for (int64_t g = 0; g < groups_; ++g)
-      kernels::gemm(false, false, Og, P, cols_, 1.0f, dense_.data() + g * Og * cols_, cols_,
-                    col + g * cols_ * ldc, ldc, 0.0f, out + g * Og * ldo, ldo);
-    if (small && threads) Eigen::setNbThreads(eigen_threads);
+    auto rows_block = [&](int64_t t, int64_t n) {
+      for (int64_t g = 0; g < groups_; ++g) {
+        const int64_t o0 = Og * t / n, o1 = Og * (t + 1) / n;
+        if (o1 > o0)
+          kernels::gemm(false, false, o1 - o0, P, cols_, 1.0f,
+                        dense_.data() + (g * Og + o0) * cols_, cols_, col + g * cols_ * ldc, ldc,
+                        0.0f, out + (g * Og + o0) * ldo, ldo);
+      }
+    };
+    if (!threads) {  // called inside a parallel region (images over threads)
+      rows_block(0, 1);
+    } else if (rows_ * cols_ * P < kParallelAdds || omp_get_max_threads() == 1) {
+      const int eigen_threads = Eigen::nbThreads();
+      Eigen::setNbThreads(1);
+      rows_block(0, 1);
+      Eigen::setNbThreads(eigen_threads);
+    } else {
+#pragma omp parallel
+      rows_block(omp_get_thread_num(), omp_get_num_threads());
+    }
     apply_epilogue(out, ldo, rows_, P, e);
   }
 
