@@ -231,6 +231,24 @@ struct ConvLayer {
   float relu_cap = INFINITY;
   OffsetCache offset_cache;  // compressed form: offsets for the last input size
 
+  // The compressed weights' offsets (MatrixWeights::offsets) into a column matrix of
+  // `columns` columns whose rows make_rows() gives. Cached when the product has more than
+  // one 64-column tile, where every tile reads them; a one-tile product reads them once, so
+  // they are resolved per call into this thread's scratch vector instead: caching them
+  // would add 4 bytes per non-zero weight to the model's memory (most of a ResNet-18's
+  // weights sit in its 4x4 layer4).
+  template <class MakeRows>
+  const int32_t* offsets(const kernels::ConvGeometry& g, int64_t columns, MakeRows&& make_rows,
+                         std::shared_ptr<const std::vector<int32_t>>& keep) const {
+    if (columns > 64) {
+      keep = offset_cache.get(cache_key(g), [&] { return weight.offsets(make_rows().data()); });
+      return keep->data();
+    }
+    thread_local std::vector<int32_t> scratch;
+    kernels::nonzero_offsets(*weight.terms(), make_rows().data(), weight.groups(), scratch);
+    return scratch.data();
+  }
+
   // The input size and the weights (their address and non-zero count) the offsets are for.
   std::array<int64_t, 4> cache_key(const kernels::ConvGeometry& g) const {
     return {g.H, g.W, int64_t(reinterpret_cast<std::intptr_t>(weight.terms())),
@@ -294,15 +312,16 @@ struct ConvLayer {
       // batch-1 ResNet-20: building them costs more than the split loads.)
       const int64_t Pq = OH * Wq, xs_size = C * Hp * Wq + 64 + KW;  // + the last tile's overrun
       // Row (c, kh, kw) of the virtual column matrix starts at xs[c, kh, kw].
-      auto offsets = offset_cache.get(cache_key(g), [&] {
+      std::shared_ptr<const std::vector<int32_t>> keep;
+      const int32_t* offset = offsets(g, Pq, [&] {
         std::vector<int32_t> rows(static_cast<size_t>(K));
         for (int64_t c = 0; c < C; ++c)
           for (int64_t kh = 0; kh < KH; ++kh)
             for (int64_t kw = 0; kw < KW; ++kw)
               rows[size_t((c * KH + kh) * KW + kw)] = int32_t((c * Hp + kh) * Wq + kw);
-        return weight.offsets(rows.data());
-      });
-      run_image = [&, Hp, Wq, Pq, xs_size, offsets](int64_t n, bool threads) {
+        return rows;
+      }, keep);
+      run_image = [&, Hp, Wq, Pq, xs_size, offset](int64_t n, bool threads) {
         const float* src = x.data() + n * in_image;
         float* xs = workspace(0, xs_size);
         for (int64_t c = 0; c < C; ++c) {
@@ -321,7 +340,7 @@ struct ConvLayer {
         std::fill(xs + C * Hp * Wq, xs + xs_size, 0.0f);
         kernels::Epilogue e = epilogue(n);
         e.row_width = Wq, e.out_width = OW;
-        weight.apply_compressed(xs, offsets->data(), Pq, y.data() + n * out_image, P, e, threads);
+        weight.apply_compressed(xs, offset, Pq, y.data() + n * out_image, P, e, threads);
       };
     } else {
       // The column matrix col[K, ld], its rows padded to whole 64-column tiles with zeros; the
@@ -329,12 +348,11 @@ struct ConvLayer {
       const bool direct =
           !weight.is_compressed() && KH == 1 && KW == 1 && stride == 1 && padding == 0;
       const int64_t ld = kernels::padded_columns(P);
-      std::shared_ptr<const std::vector<int32_t>> offsets;  // compressed: into col[K, ld]
-      if (weight.is_compressed())
-        offsets = offset_cache.get(cache_key(g), [&] {
-          return weight.offsets(kernels::strided_rows(K, ld).data());
-        });
-      run_image = [&, direct, ld, offsets](int64_t n, bool threads) {
+      std::shared_ptr<const std::vector<int32_t>> keep;
+      const int32_t* offset =  // compressed: into col[K, ld]
+          weight.is_compressed() ? offsets(g, P, [&] { return kernels::strided_rows(K, ld); }, keep)
+                                 : nullptr;
+      run_image = [&, direct, ld, offset](int64_t n, bool threads) {
         const float* src = x.data() + n * in_image;
         float* col = direct ? nullptr : workspace(0, K * ld);
         if (!direct) {
@@ -342,8 +360,8 @@ struct ConvLayer {
           for (int64_t k = 0; k < K; ++k) std::fill(col + k * ld + P, col + (k + 1) * ld, 0.0f);
         }
         float* out = y.data() + n * out_image;
-        if (offsets)
-          weight.apply_compressed(col, offsets->data(), P, out, P, epilogue(n), threads);
+        if (offset)
+          weight.apply_compressed(col, offset, P, out, P, epilogue(n), threads);
         else
           weight.apply(direct ? src : col, direct ? P : ld, P, out, P, epilogue(n), threads);
       };

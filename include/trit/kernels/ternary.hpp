@@ -289,17 +289,23 @@ inline std::vector<int32_t> strided_rows(int64_t K, int64_t ld) {
 // tables let W read shifted views of an image, as infer::ConvLayer does). Resolved once per
 // layer and input size, so the product's inner loop does one load per weight, not two
 // dependent ones.
-inline std::vector<int32_t> nonzero_offsets(const SignedTerms& w, const int32_t* rows,
-                                            int64_t groups = 1) {
+// Writes into `offset` (resized; its capacity is reused).
+inline void nonzero_offsets(const SignedTerms& w, const int32_t* rows, int64_t groups,
+                            std::vector<int32_t>& offset) {
   check(groups >= 1 && w.rows % groups == 0, "nonzero_offsets", groups, " groups do not split ",
         w.rows, " rows");
-  std::vector<int32_t> offset(w.index.size());
+  offset.resize(w.index.size());
   const int64_t per_group = w.rows / groups;
   for (int64_t o = 0; o < w.rows; ++o) {
     const int32_t* group_rows = rows + (o / per_group) * w.cols;
     for (uint32_t i = w.first[w.row_terms[o]]; i < w.first[w.row_terms[o + 1]]; ++i)
       offset[i] = group_rows[w.index[i]];
   }
+}
+inline std::vector<int32_t> nonzero_offsets(const SignedTerms& w, const int32_t* rows,
+                                            int64_t groups = 1) {
+  std::vector<int32_t> offset;
+  nonzero_offsets(w, rows, groups, offset);
   return offset;
 }
 
