@@ -39,6 +39,10 @@ namespace trit::infer {
 // on a loaded machine a parallel region can wait milliseconds for a descheduled thread.
 inline constexpr int64_t kParallelAdds = int64_t(1) << 22;
 
+// A one-tile compressed conv with at most this many non-zero weights caches their offsets
+// (64 KiB); see ConvLayer::offsets.
+inline constexpr int64_t kCachedOffsets = 16384;
+
 // How a quantized layer's weights are held: as codes (index lists) or expanded to FP32.
 enum class WeightForm { compressed, dense };
 
@@ -233,14 +237,15 @@ struct ConvLayer {
 
   // The compressed weights' offsets (MatrixWeights::offsets) into a column matrix of
   // `columns` columns whose rows make_rows() gives. Cached when the product has more than
-  // one 64-column tile, where every tile reads them; a one-tile product reads them once, so
-  // they are resolved per call into this thread's scratch vector instead: caching them
+  // one 64-column tile (every tile reads them) or when they are small (kCachedOffsets
+  // non-zeros: resolving them costs about as much as a one-tile product); a large one-tile
+  // product resolves them per call into this thread's scratch vector instead: caching them
   // would add 4 bytes per non-zero weight to the model's memory (most of a ResNet-18's
   // weights sit in its 4x4 layer4).
   template <class MakeRows>
   const int32_t* offsets(const kernels::ConvGeometry& g, int64_t columns, MakeRows&& make_rows,
                          std::shared_ptr<const std::vector<int32_t>>& keep) const {
-    if (columns > 64) {
+    if (columns > 64 || weight.terms()->nonzeros() <= kCachedOffsets) {
       keep = offset_cache.get(cache_key(g), [&] { return weight.offsets(make_rows().data()); });
       return keep->data();
     }
