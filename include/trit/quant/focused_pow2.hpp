@@ -196,6 +196,13 @@ struct FQLayer {
     return mode == FQMode::recentralized ? 1 + 2 * (1 + 2 * int64_t(exponents()))
                                          : 1 + 2 * int64_t(exponents());
   }
+  // The larger of the two modes' max_levels(): what the weights can hold whichever mode made
+  // them (a checkpoint restores the weights and latents, not the policy's fitted mode).
+  int64_t max_levels_any_mode() const {
+    const int64_t shift = 1 + 2 * (int64_t(1) << (bits - 2));
+    const int64_t recentralized = bits >= 3 ? 1 + 2 * (1 + 2 * (int64_t(1) << (bits - 3))) : 0;
+    return std::max(shift, recentralized);
+  }
   // w = centre(m) + step(m) * v with v = 0 or +-2^j, for surviving weights of component m.
   double centre(int m) const { return mode == FQMode::recentralized ? alpha * mu[m] : 0.0; }
   double step(int m) const { return mode == FQMode::recentralized ? alpha * sigma[m] : alpha; }
@@ -292,7 +299,8 @@ class FocusedPow2 {
   double sparsity(const std::string& name) const { return layer(name).sparsity(); }
 
   // Codes of every parameter that is quantized now (warm-up ones are left out), read off the
-  // forward weights: one codebook per tensor, at most max_levels() values.
+  // forward weights: one codebook per tensor, at most max_levels() values (checked against
+  // either mode's bound, so weights restored by trit-train --resume export too).
   template <class T>
   std::vector<QuantizedTensor> quantized_tensors(
       const std::vector<optim::QuantizedParameter<T>>& parameters) const {
@@ -300,7 +308,7 @@ class FocusedPow2 {
     for (const auto& p : parameters) {
       if (!p.quantized || !has_layer(p.name) || !layer(p.name).quantizing) continue;
       out.push_back(encode(p.name, p.weight, Encoding::power_of_two, /*per_channel=*/false,
-                           layer(p.name).max_levels()));
+                           layer(p.name).max_levels_any_mode()));
     }
     return out;
   }
