@@ -23,8 +23,10 @@
 // "error: ..." on stderr; the exit status is 1, or 2 for a usage error.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -69,7 +71,27 @@ struct Settings {
   double cosine_weight = 1e-3;   // hq: weight of the (1 - cos) term
   std::string fq_mode = "auto";  // fq: auto, shift or recentralized
   std::string fq_assignment = "sample";  // fq: sample or argmax (mixture component per weight)
+  std::vector<std::string> overrides;    // "PATTERN=SPARSITY" or "PATTERN=fp32"
 };
+
+// "PATTERN=SPARSITY" (a target sparsity in [0, 1]) or "PATTERN=fp32" (not quantized) as a
+// quant::Override; nullopt when the text is neither.
+std::optional<quant::Override> parse_override(const std::string& text) {
+  const size_t eq = text.rfind('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) return std::nullopt;
+  quant::Override o;
+  o.pattern = text.substr(0, eq);
+  const std::string value = text.substr(eq + 1);
+  if (value == "fp32") {
+    o.quantize = false;
+    return o;
+  }
+  char* end = nullptr;
+  const double sparsity = std::strtod(value.c_str(), &end);
+  if (end != value.c_str() + value.size() || !(sparsity >= 0 && sparsity <= 1)) return std::nullopt;
+  o.sparsity = sparsity;
+  return o;
+}
 
 // What a run trains: the model (and the arguments that rebuild it) and its data.
 struct Job {
@@ -419,6 +441,7 @@ int run(const Settings& s) {
   // 4. optimizer, with the quantizer policy the flags name.
   quant::ParameterSelection selection;
   selection.keep_last_linear_fp32 = s.keep_fp_classifier;
+  for (const std::string& text : s.overrides) selection.add_override(*parse_override(text));
   Job job{config, model, train_set, test_set};
   auto run_with = [&](auto policy) { return train_with(s, std::move(policy), job); };
   if (s.quant == "ptq") {
@@ -508,6 +531,14 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-fp-classifier", s.keep_fp_classifier,
                "keep the last linear layer FP32 (the papers' ~1 MB sizes need it quantized)");
   app.add_flag("--per-channel", s.per_channel, "ptq: one scale per output channel");
+  app.add_option("--override", s.overrides,
+                 "per-parameter choice by name pattern, repeatable: 'layer1.*=0.5' (sparsity) or "
+                 "'fc.weight=fp32' (not quantized)")
+      ->check([](const std::string& text) {
+        return parse_override(text) ? std::string()
+                                    : "expected PATTERN=SPARSITY (0 to 1) or PATTERN=fp32, got '" +
+                                          text + "'";
+      });
   app.add_flag("!--no-refined-ste", s.refined_ste,
                "ptq: no masked decay of pruned latents (the refined STE's term)");
   app.add_option("--reinit", s.reinit, "hq: what happens to pruned latents at epoch ends")

@@ -74,6 +74,12 @@ tail -n 1 "$work/out" | grep -q '"trit_prediction_differences": 0, "trit_max_log
 expect 0 "train with focused power-of-two, argmax assignment" -- "$train" --data "$data" --epochs 1 --batch 32 --quant fq --fq-assignment argmax --out "$work/fq"
 tail -n 1 "$work/out" | grep -q '"quant": "fq".*"trit_prediction_differences": 0' || fail "fq summary: $(tail -n 1 "$work/out")"
 expect 2 "bad --reinit" -- "$train" --data "$data" --quant hq --reinit sometimes --out "$work/r0"
+expect 2 "bad --override" -- "$train" --data "$data" --quant ptq --override 'conv2.weight=2' --out "$work/r0"
+expect 0 "train with per-name overrides" -- "$train" --data "$data" --epochs 1 --batch 32 --quant ptq --sparsity 0.9 \
+  --override 'conv2.weight=0.5' --override 'fc2.weight=fp32' --out "$work/over"
+"$inspect" "$work/over/model.trit" > "$work/over.txt"
+grep -q "^conv2.weight .* ternary[_a-z0-9]* *50.00%" "$work/over.txt" || fail "--override did not set conv2's sparsity: $(grep conv2.weight "$work/over.txt")"
+grep -q "^fc2.weight .* f32 " "$work/over.txt" || fail "--override did not keep fc2 FP32: $(grep fc2.weight "$work/over.txt")"
 expect 0 "trit-inspect of the trained model" -- "$inspect" "$work/ptq/model.trit"
 bytes=$(stat -c %s "$work/ptq/model.trit")
 grep -q "^file bytes: *$bytes " "$work/out" || fail "trit-inspect does not report the file's $bytes bytes"
