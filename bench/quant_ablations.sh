@@ -5,11 +5,10 @@
 #   bash bench/quant_ablations.sh OUT --pretrained CKPT [--epochs N] [--train-limit N]
 #                                     [--sparsity S] [--threads N] [--seeds "1 2"]
 #
-#   ptq       default (refined STE on, one scale per tensor) | --no-refined-ste | --per-channel
-#   hq        default (--reinit pruned, cosine weight 1e-3)  | --reinit none | --reinit project
-#             | --cosine-weight 0
+#   ptq       default (refined STE on) | --no-refined-ste
+#   hq        the paper's extras on (--reinit pruned --cosine-weight 1e-3) | only the
+#             cosine term | only the reinitialisation | neither (the default)
 #   fq        default (mode auto, sampled assignment)        | --fq-assignment argmax
-#             | --fq-mode shift
 #
 # Each run's JSON summary goes into OUT/results.jsonl with its name and flags;
 # bench/results_table.py OUT/results.jsonl --ablation prints the table of docs/results.md.
@@ -56,13 +55,11 @@ run() {  # run NAME SEED FLAGS...: fine-tune, keep the log, append the summary w
 for seed in $seeds; do
   run ptq "$seed" --quant ptq
   run ptq-no-refined-ste "$seed" --quant ptq --no-refined-ste
-  run ptq-per-channel "$seed" --quant ptq --per-channel
+  run hq-reinit-cosine "$seed" --quant hq --reinit pruned --cosine-weight 1e-3
+  run hq-cosine "$seed" --quant hq --reinit none --cosine-weight 1e-3
+  run hq-reinit "$seed" --quant hq --reinit pruned --cosine-weight 0
   run hq "$seed" --quant hq
-  run hq-reinit-none "$seed" --quant hq --reinit none
-  run hq-reinit-project "$seed" --quant hq --reinit project
-  run hq-no-cosine "$seed" --quant hq --cosine-weight 0
   run fq "$seed" --quant fq --bits 4
   run fq-argmax "$seed" --quant fq --bits 4 --fq-assignment argmax
-  run fq-shift "$seed" --quant fq --bits 4 --fq-mode shift
 done
 /usr/bin/python3 "$(dirname "$0")/results_table.py" "$results" --ablation

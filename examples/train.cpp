@@ -67,8 +67,8 @@ struct Settings {
   bool keep_fp_classifier = false;
   bool per_channel = false;      // ptq: one scale per output channel
   bool refined_ste = true;       // ptq: masked decay of pruned latents (--no-refined-ste)
-  std::string reinit = "pruned"; // hq: none, pruned, project or regrow
-  double cosine_weight = 1e-3;   // hq: weight of the (1 - cos) term
+  std::string reinit = "none";   // hq: none, pruned, project or regrow
+  double cosine_weight = 0.0;    // hq: weight of the (1 - cos) term
   std::string fq_mode = "auto";  // fq: auto, shift or recentralized
   std::string fq_assignment = "sample";  // fq: sample or argmax (mixture component per weight)
   std::vector<std::string> overrides;    // "PATTERN=SPARSITY" or "PATTERN=fp32"
