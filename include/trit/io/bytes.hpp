@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "trit/core/error.hpp"
@@ -44,6 +45,11 @@ class ByteWriter {
       value >>= 7;
     }
     out.push_back(static_cast<char>(value));
+  }
+  // varint length, then the bytes (the .trit format's strings).
+  void varint_string(std::string_view s) {
+    varint(s.size());
+    out.append(s);
   }
   template <class T>
   void elements(const T* data, int64_t n) {
@@ -98,6 +104,8 @@ class ByteReader {
     advance(n);
     return s;
   }
+  // A string written by ByteWriter::varint_string.
+  std::string varint_string(const char* what) { return bytes(varint(what), what); }
   std::string string(const char* what) {
     uint32_t n = scalar<uint32_t>(what);
     need(n, what);

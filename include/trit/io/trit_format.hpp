@@ -297,8 +297,7 @@ inline std::string encode_record(const CompressedTensor& t, const std::string& p
   ByteWriter w;
   const size_t shared = shared_prefix(previous_name, t.name);
   w.varint(shared);
-  w.varint(t.name.size() - shared);
-  w.out.append(t.name, shared);
+  w.varint_string(std::string_view(t.name).substr(shared));
   w.scalar<uint8_t>(static_cast<uint8_t>(t.encoding));
   w.scalar<uint8_t>(static_cast<uint8_t>(shape.size()));
   for (int64_t d : shape) w.varint(uint64_t(d));
@@ -313,11 +312,7 @@ inline std::string encode_preamble(const CompressedModel& m, const std::string& 
   w.out.append(kTritMagic, sizeof kTritMagic);
   w.scalar<uint32_t>(kTritVersion);
   const models::ModelConfig& c = m.config;
-  auto string = [&](const std::string& s) {
-    w.varint(s.size());
-    w.out += s;
-  };
-  string(c.name);
+  w.varint_string(c.name);
   w.varint(uint64_t(c.num_classes));
   w.varint(uint64_t(c.in_channels));
   w.varint(uint64_t(c.input_size));
@@ -326,8 +321,8 @@ inline std::string encode_preamble(const CompressedModel& m, const std::string& 
   w.scalar<uint8_t>(c.shortcut == models::CifarShortcut::A ? 0 : 1);
   w.varint(m.metadata.size());
   for (auto& [key, value] : m.metadata) {
-    string(key);
-    string(value);
+    w.varint_string(key);
+    w.varint_string(value);
   }
   w.varint(m.tensors.size());
   return w.out;
@@ -456,14 +451,13 @@ inline CompressedModel parse_compressed(const char* data, size_t size, const std
   CompressedModel m;
   m.file_bytes = static_cast<int64_t>(size);
   models::ModelConfig& c = m.config;
-  auto string = [&](const char* what) { return in.bytes(in.varint(what), what); };
   // A count or size; at most 2^62, so casts to int64_t stay positive.
   auto count = [&](const char* what) {
     const uint64_t v = in.varint(what);
     check(v <= (uint64_t(1) << 62), where, "corrupt file: ", what, " ", v, " out of range");
     return int64_t(v);
   };
-  c.name = string("model name");
+  c.name = in.varint_string("model name");
   c.num_classes = count("num_classes");
   c.in_channels = count("in_channels");
   c.input_size = count("input_size");
@@ -480,9 +474,9 @@ inline CompressedModel parse_compressed(const char* data, size_t size, const std
 
   const int64_t n_meta = count("metadata count");
   for (int64_t i = 0; i < n_meta; ++i) {
-    std::string key = string("metadata key");
+    std::string key = in.varint_string("metadata key");
     check(m.metadata.count(key) == 0, where, "corrupt file: metadata key '", key, "' twice");
-    m.metadata[key] = string("metadata value");
+    m.metadata[key] = in.varint_string("metadata value");
   }
   const int64_t n_tensors = count("tensor count");
   std::string previous_name;
@@ -492,7 +486,7 @@ inline CompressedModel parse_compressed(const char* data, size_t size, const std
     const uint64_t shared = in.varint("tensor name");
     check(shared <= previous_name.size(), where, "corrupt file: tensor ", i, " shares ", shared,
           " characters of the previous name '", previous_name, "'");
-    t.name = previous_name.substr(0, size_t(shared)) + string("tensor name");
+    t.name = previous_name.substr(0, size_t(shared)) + in.varint_string("tensor name");
     check(m.find(t.name) == nullptr, where, "corrupt file: tensor name '", t.name, "' twice");
     previous_name = t.name;
     const uint8_t encoding = in.scalar<uint8_t>("encoding");

@@ -136,6 +136,15 @@ void fill_plane(const T* __restrict in, int64_t H, int64_t W, const PlaneLayout&
   }
 }
 
+// The padded input plane at stride s (1 or 2): fill_plane<s> with parity 0.
+template <class T>
+void fill_input_plane(int64_t s, const T* in, int64_t H, int64_t W, const PlaneLayout& L, T* buf) {
+  if (s == 1)
+    fill_plane<1>(in, H, W, L, 0, buf);
+  else
+    fill_plane<2>(in, H, W, L, 0, buf);
+}
+
 // Zeroes a thread's fill buffer of S*S sub-images (see fill_plane).
 template <class T>
 void zero_buffer(T* buf, int64_t S, const PlaneLayout& L) {
@@ -226,10 +235,7 @@ void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const C
 #pragma omp for schedule(dynamic, grain)
       for (int64_t nc = 0; nc < N * C; ++nc) {
         const int64_t c = nc % C;
-        if (s == 1)
-          detail::fill_plane<1>(x + nc * g.H * g.W, g.H, g.W, L, 0, buf);
-        else
-          detail::fill_plane<2>(x + nc * g.H * g.W, g.H, g.W, L, 0, buf);
+        detail::fill_input_plane(s, x + nc * g.H * g.W, g.H, g.W, L, buf);
         const T* src[9];
         detail::tap_sources(buf, L, src);
         detail::sweep_plane(src, w + c * 9, bias ? bias[c] : T(0), L, out, y + nc * OH * OW);
@@ -399,10 +405,7 @@ void depthwise_backward_weight(const T* gy, const T* x, int64_t N, const ConvGeo
       detail::zero_buffer(gy_flat, 1, L);
 #pragma omp for schedule(static)
       for (int64_t nc = 0; nc < N * C; ++nc) {
-        if (s == 1)
-          detail::fill_plane<1>(x + nc * g.H * g.W, g.H, g.W, L, 0, buf);
-        else
-          detail::fill_plane<2>(x + nc * g.H * g.W, g.H, g.W, L, 0, buf);
+        detail::fill_input_plane(s, x + nc * g.H * g.W, g.H, g.W, L, buf);
         const T* src[9];
         detail::tap_sources(buf, L, src);
         if (OW % detail::kLanes == 0) {  // gy's rows read in place

@@ -100,8 +100,10 @@ class PTQ {
     if (options_.weight_decay != 0) g.array() += T(options_.weight_decay) * p.latent.array();
     if (options_.refined_ste && options_.refined_decay != 0 && !l.mask.empty()) {
       const T lambda = T(options_.refined_decay);
-      for (int64_t i = 0; i < g.numel(); ++i)
-        if (!l.mask[size_t(i)]) g[i] += lambda * p.latent[i];
+      T* gi = g.data();
+      const T* w = p.latent.data();
+      for (size_t i = 0; i < l.mask.size(); ++i)
+        if (!l.mask[i]) gi[i] += lambda * w[i];
     }
     p.grad = g;
   }
