@@ -84,6 +84,40 @@ void check_batch_norm(const BnCase& c, double tol) {
   }
 }
 
+// batch_norm with its fused epilogue, act(bn(x) + r), against PyTorch's op-by-op values.
+struct BnFusedCase {
+  std::string name;
+  bool training;
+  trit::BatchNormActivation activation;
+};
+const std::vector<BnFusedCase> kBnFused = {
+    {"train_relu_res", true, trit::BatchNormActivation::relu},
+    {"train_relu6", true, trit::BatchNormActivation::relu6},
+    {"eval_relu6_res", false, trit::BatchNormActivation::relu6},
+    {"train_none_res", true, trit::BatchNormActivation::none}};
+
+template <class T>
+void check_batch_norm_fused(const BnFusedCase& c, double tol) {
+  const std::string k = "bn." + c.name + ".";
+  auto x = get(reference(), k + "x").to<T>().set_requires_grad();
+  auto w = get(reference(), k + "w").to<T>().set_requires_grad();
+  auto b = get(reference(), k + "b").to<T>().set_requires_grad();
+  Tensor<T> r;
+  if (has(k + "r")) r = get(reference(), k + "r").to<T>().set_requires_grad();
+  auto rm = get(reference(), k + "running_mean").to<T>();
+  auto rv = get(reference(), k + "running_var").to<T>();
+  auto y = trit::batch_norm(x, w, b, rm, rv, c.training, 0.1, 1e-5, c.activation, r);
+  CHECK_MESSAGE(max_abs_diff(y, get(reference(), k + "y")) < tol, c.name, " forward");
+  CHECK_MESSAGE(max_abs_diff(rm, get(reference(), k + "running_mean_after")) < tol, c.name);
+  CHECK_MESSAGE(max_abs_diff(rv, get(reference(), k + "running_var_after")) < tol, c.name);
+  y.backward(get(reference(), k + "gy").to<T>());
+  CHECK_MESSAGE(max_abs_diff(x.grad(), get(reference(), k + "gx")) < tol, c.name, " grad x");
+  CHECK_MESSAGE(max_abs_diff(w.grad(), get(reference(), k + "gw")) < tol, c.name, " grad w");
+  CHECK_MESSAGE(max_abs_diff(b.grad(), get(reference(), k + "gb")) < tol, c.name, " grad b");
+  if (r.defined())
+    CHECK_MESSAGE(max_abs_diff(r.grad(), get(reference(), k + "gr")) < tol, c.name, " grad r");
+}
+
 template <class F>
 void check_error(F&& f, const std::string& op, const std::string& needle) {
   try {
@@ -159,6 +193,38 @@ TEST_CASE("batch_norm passes gradcheck in training and evaluation") {
   }
 }
 
+TEST_CASE("batch_norm's fused ReLU / ReLU6 / residual epilogue matches PyTorch's op by op") {
+  for (const auto& c : kBnFused) {
+    check_batch_norm_fused<double>(c, 1e-10);
+    check_batch_norm_fused<float>(c, 1e-4);
+  }
+  // the ReLU6 case really reaches both kinks (else its cap would go untested)
+  auto y = get(reference(), "bn.train_relu6.y");
+  int capped = 0, zeroed = 0;
+  for (int64_t i = 0; i < y.numel(); ++i) capped += y[i] == 6.0, zeroed += y[i] == 0.0;
+  CHECK(capped > 0);
+  CHECK(zeroed > 0);
+}
+
+TEST_CASE("batch_norm's fused epilogue passes gradcheck") {
+  for (const auto& c : kBnFused) {
+    const std::string k = "bn." + c.name + ".";
+    std::vector<Tensor<double>> in{get(reference(), k + "x").clone().set_requires_grad(),
+                                   get(reference(), k + "w").clone().set_requires_grad(),
+                                   get(reference(), k + "b").clone().set_requires_grad()};
+    if (has(k + "r")) in.push_back(get(reference(), k + "r").clone().set_requires_grad());
+    auto rm = get(reference(), k + "running_mean").clone();
+    auto rv = get(reference(), k + "running_var").clone();
+    auto r = trit::gradcheck(
+        [&](const std::vector<Tensor<double>>& v) {
+          return trit::batch_norm(v[0], v[1], v[2], rm, rv, c.training, 0.1, 1e-5, c.activation,
+                                  v.size() > 3 ? v[3] : Tensor<double>());
+        },
+        in);
+    CHECK_MESSAGE(r.ok, c.name, "\n", r.report);
+  }
+}
+
 TEST_CASE("batch_norm without running stats in training normalises each channel") {
   auto x = Tensor<double>::randn({4, 2, 3, 3});
   auto y = trit::batch_norm(x, Tensor<double>(), Tensor<double>(), Tensor<double>(),
@@ -187,4 +253,10 @@ TEST_CASE("batch_norm rejects bad shapes and missing statistics") {
               "batch_norm", "running_mean");
   check_error([&] { trit::batch_norm(Tensor<float>::zeros({1, 3}), c3, c3, c3, c3, true); },
               "batch_norm", "more than 1 value");
+  check_error(
+      [&] {
+        trit::batch_norm(x, c3, c3, c3, c3, true, 0.1, 1e-5, trit::BatchNormActivation::relu,
+                         Tensor<float>::zeros({2, 3, 4, 5}));
+      },
+      "batch_norm", "residual must have the input's shape [2, 3, 4, 4], got [2, 3, 4, 5]");
 }

@@ -98,4 +98,33 @@ for name, xs, affine, training in bn_cases:
     out.add(f"bn.{name}.running_mean_after", rm_run)
     out.add(f"bn.{name}.running_var_after", rv_run)
 
+# ---- batch norm with the fused epilogue: act(batch_norm(x) + r) --------------------------
+# (trit's batch_norm(..., activation, residual)); weights scaled by 4 so ReLU6's cap is hit.
+bn_fused_cases = [  # (name, x shape, training, activation, residual?)
+    ("train_relu_res", (3, 4, 3, 2), True, "relu", True),
+    ("train_relu6", (3, 4, 3, 2), True, "relu6", False),
+    ("eval_relu6_res", (3, 4, 3, 2), False, "relu6", True),
+    ("train_none_res", (2, 3, 2, 2), True, "none", True),
+]
+acts = {"relu": F.relu, "relu6": F.relu6, "none": lambda v: v}
+for name, xs, training, act, has_res in bn_fused_cases:
+    C = xs[1]
+    rm = torch.randn(C) * 0.5
+    rv = torch.rand(C) + 0.5
+    out.add(f"bn.{name}.running_mean", rm)
+    out.add(f"bn.{name}.running_var", rv)
+    inputs = {"x": (torch.randn(*xs) * 2 + 1).requires_grad_(),
+              "w": (torch.randn(C) * 4).requires_grad_(), "b": leaf(C)}
+    if has_res:
+        inputs["r"] = leaf(*xs)
+    rm_run, rv_run = rm.clone(), rv.clone()
+
+    def bn_act(x, w, b, r=None, rm_run=rm_run, rv_run=rv_run, training=training, act=act):
+        y = F.batch_norm(x, rm_run, rv_run, w, b, training, 0.1, 1e-5)
+        return acts[act](y + r if r is not None else y)
+
+    emit(f"bn.{name}", bn_act, inputs)
+    out.add(f"bn.{name}.running_mean_after", rm_run)
+    out.add(f"bn.{name}.running_var_after", rv_run)
+
 out.save()

@@ -51,10 +51,10 @@ class BasicBlock : public nn::Module<T> {
 
   // x [N, C, H, W] -> [N, P, H/S, W/S]
   Tensor<T> forward(const Tensor<T>& x) override {
-    Tensor<T> h = relu->forward(bn1->forward(conv1->forward(x)));
-    h = bn2->forward(conv2->forward(h));
+    // relu(bn(conv(x))) and relu(bn(conv(h)) + shortcut) as fused BatchNorm passes
+    Tensor<T> h = bn1->forward_fused(conv1->forward(x), BatchNormActivation::relu);
     Tensor<T> shortcut = downsample ? downsample->forward(x) : x;
-    return relu->forward(h + shortcut);
+    return bn2->forward_fused(conv2->forward(h), BatchNormActivation::relu, shortcut);
   }
 
   std::string describe() const override {

@@ -56,11 +56,11 @@ class Bottleneck : public nn::Module<T> {
 
   // x [N, C, H, W] -> [N, 4P, H/S, W/S]
   Tensor<T> forward(const Tensor<T>& x) override {
-    Tensor<T> h = relu->forward(bn1->forward(conv1->forward(x)));
-    h = relu->forward(bn2->forward(conv2->forward(h)));
-    h = bn3->forward(conv3->forward(h));
+    // each bn -> relu (and bn3 -> + shortcut -> relu) as one fused BatchNorm pass
+    Tensor<T> h = bn1->forward_fused(conv1->forward(x), BatchNormActivation::relu);
+    h = bn2->forward_fused(conv2->forward(h), BatchNormActivation::relu);
     Tensor<T> shortcut = downsample ? downsample->forward(x) : x;
-    return relu->forward(h + shortcut);
+    return bn3->forward_fused(conv3->forward(h), BatchNormActivation::relu, shortcut);
   }
 
   std::string describe() const override {

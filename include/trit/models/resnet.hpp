@@ -105,7 +105,7 @@ class ResNet : public nn::Module<T> {
   Tensor<T> forward(const Tensor<T>& x) override {
     check(x.dim() == 4 && x.size(1) == in_channels_, name_, "expected x [N, ", in_channels_,
           ", H, W], got ", to_string(x.shape()));
-    Tensor<T> h = maxpool->forward(relu->forward(bn1->forward(conv1->forward(x))));
+    Tensor<T> h = maxpool->forward(bn1->forward_fused(conv1->forward(x), BatchNormActivation::relu));
     for (auto& layer : layers) h = layer->forward(h);
     return fc->forward(flatten(avgpool->forward(h), 1));
   }

@@ -36,8 +36,17 @@ class BatchNorm2d : public Module<T> {
 
   // x [N, C, H, W] -> same shape.
   Tensor<T> forward(const Tensor<T>& x) override {
-    Tensor<T> y = trit::batch_norm(x, weight, bias, running_mean, running_var,
-                                   this->is_training(), momentum_, eps_);
+    return forward_fused(x, BatchNormActivation::none);
+  }
+
+  // The normalisation fused with what follows it: act(bn(x) + residual) in one pass, with
+  // act ReLU or ReLU6 and residual (x's shape) optional; the same values as the modules run
+  // one after the other (see ops/batch_norm.hpp). nn::Sequential calls it for a BatchNorm2d
+  // followed by a ReLU or ReLU6, the ResNet blocks for bn -> (+ shortcut) -> relu.
+  Tensor<T> forward_fused(const Tensor<T>& x, BatchNormActivation activation,
+                          const Tensor<T>& residual = Tensor<T>()) {
+    Tensor<T> y = trit::batch_norm(x, weight, bias, running_mean, running_var, this->is_training(),
+                                   momentum_, eps_, activation, residual);
     if (this->is_training()) num_batches_tracked.data()[0] += T(1);
     return y;
   }

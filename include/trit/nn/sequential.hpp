@@ -3,12 +3,17 @@
 // torch.nn.Sequential. Children pushed without a name are named by their position "0", "1",
 // ... (PyTorch's naming), so state_dict keys read "0.weight", "1.running_mean", ...
 //
+// A BatchNorm2d directly followed by a ReLU or ReLU6 runs as one fused pass
+// (BatchNorm2d::forward_fused): the same values, one pass over memory fewer each way.
+//
 //   auto net = std::make_shared<nn::Sequential<>>(
 //       std::make_shared<nn::Conv2d<>>(3, 16, 3), std::make_shared<nn::ReLU<>>());
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "trit/nn/activation.hpp"
+#include "trit/nn/batch_norm.hpp"
 #include "trit/nn/module.hpp"
 
 namespace trit::nn {
@@ -42,8 +47,20 @@ class Sequential : public Module<T> {
   }
 
   Tensor<T> forward(const Tensor<T>& x) override {
+    const auto& children = this->children();
     Tensor<T> h = x;
-    for (auto& [name, child] : this->children()) h = child->forward(h);
+    for (size_t i = 0; i < children.size(); ++i) {
+      Module<T>* child = children[i].second.get();
+      Module<T>* next = i + 1 < children.size() ? children[i + 1].second.get() : nullptr;
+      auto* bn = dynamic_cast<BatchNorm2d<T>*>(child);
+      if (bn && next && dynamic_cast<ReLU<T>*>(next)) {
+        h = bn->forward_fused(h, BatchNormActivation::relu), ++i;
+      } else if (bn && next && dynamic_cast<ReLU6<T>*>(next)) {
+        h = bn->forward_fused(h, BatchNormActivation::relu6), ++i;
+      } else {
+        h = child->forward(h);
+      }
+    }
     return h;
   }
   std::string describe() const override { return "Sequential"; }

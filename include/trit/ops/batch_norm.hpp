@@ -13,6 +13,17 @@
 // weight / bias may be undefined Tensor<T>() (affine = false: scale 1, shift 0). The running
 // stats may be undefined in training (track_running_stats = false).
 //
+// Fused epilogue (optional, for the conv -> BN -> [+ shortcut] -> ReLU patterns of ResNet and
+// MobileNetV2): residual (same shape as x) is added after the normalisation and `activation`
+// (ReLU or ReLU6) applied, in the same pass over memory:
+//
+//   out = act(y + residual)
+//
+// which equals relu(batch_norm(x) + residual) computed op by op, value for value, and saves
+// the separate add and activation passes forward and backward. The backward pass takes the
+// activation's mask from the output (0 < out, and out < 6 for ReLU6: PyTorch's gradients at
+// the kinks), so nothing extra is kept for it.
+//
 // Training loops run per channel (in parallel over C) over the N contiguous H*W planes of that
 // channel, so the channel's data stays in L2 across the statistics and output passes, in one
 // parallel region per direction (a memory-order version needs a barrier between passes, and
@@ -21,7 +32,9 @@
 // not depend on the thread count). Evaluation, with no statistics to gather, streams the
 // planes in memory order.
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -32,16 +45,32 @@
 
 namespace trit {
 
+// The activation batch_norm applies after its normalisation (and residual), see above.
+enum class BatchNormActivation { none, relu, relu6 };
+
 namespace detail {
 
 // One contiguous H*W plane as an Eigen array (vectorised reductions).
 template <class T>
 using ConstPlaneOf = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
-// Calls f(plane pointer) for the N contiguous planes of channel c (plane length hw).
+// Asks the cache for the hw values at p ahead of their use. A channel's planes lie C*hw
+// values apart, so the hardware prefetcher, which follows runs inside a page, stalls at the
+// start of every plane without it.
+template <class T>
+void prefetch_plane(const T* p, int64_t hw) {
+  const char* bytes = reinterpret_cast<const char*>(p);
+  for (int64_t b = 0; b < hw * int64_t(sizeof(T)); b += 64) __builtin_prefetch(bytes + b);
+}
+
+// Calls f(plane pointer) for the N contiguous planes of channel c (plane length hw),
+// prefetching the next plane.
 template <class T, class F>
 void for_channel_planes(T* data, int64_t N, int64_t C, int64_t hw, int64_t c, F&& f) {
-  for (int64_t n = 0; n < N; ++n) f(data + (n * C + c) * hw);
+  for (int64_t n = 0; n < N; ++n) {
+    if (n + 1 < N) prefetch_plane(data + ((n + 1) * C + c) * hw, hw);
+    f(data + (n * C + c) * hw);
+  }
 }
 
 }  // namespace detail
@@ -49,7 +78,9 @@ void for_channel_planes(T* data, int64_t N, int64_t C, int64_t hw, int64_t c, F&
 template <class T>
 Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
                      Tensor<T> running_mean, Tensor<T> running_var, bool training,
-                     double momentum = 0.1, double eps = 1e-5) {
+                     double momentum = 0.1, double eps = 1e-5,
+                     BatchNormActivation activation = BatchNormActivation::none,
+                     const Tensor<T>& residual = Tensor<T>()) {
   const char* op = "batch_norm";
   using ConstPlane = detail::ConstPlaneOf<T>;
   check(x.dim() == 4 || x.dim() == 2, op, "input must be (N, C, H, W) or (N, C), got shape ",
@@ -66,20 +97,37 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   check(!training || M > 1, op, "training needs more than 1 value per channel, got input ",
         to_string(x.shape()));
   check(eps > 0, op, "eps must be positive, got ", eps);
+  if (residual.defined())
+    check(residual.shape() == x.shape(), op, "residual must have the input's shape ",
+          to_string(x.shape()), ", got ", to_string(residual.shape()));
+  // The activation as a clamp to [0, cap] (no clamp at all for none).
+  const bool clamp = activation != BatchNormActivation::none;
+  const T cap = activation == BatchNormActivation::relu6 ? T(6) : std::numeric_limits<T>::infinity();
 
   // Per-channel statistics used for normalising: mean[c] and invstd[c] = 1/sqrt(var + eps).
   std::vector<T> mean(C), invstd(C), scale(C), shift(C);
   Tensor<T> y = Tensor<T>::empty(x.shape());
   const T* xd = x.data();
+  const T* rd = residual.defined() ? residual.data() : nullptr;
   T* yd = y.data();
-  // y = x * scale[c] + shift[c] on `count` planes of channel c, the first at element `first`,
-  // `step` elements apart
+  // y = act(x * scale[c] + shift[c] + residual) on `count` planes of channel c, the first at
+  // element `first`, `step` elements apart
   auto normalize_plane_range = [&](int64_t first, int64_t count, int64_t step, int64_t c) {
     const T a = scale[c], b = shift[c];
     for (int64_t k = 0; k < count; ++k) {
-      const T* in = xd + first + k * step;
-      T* out = yd + first + k * step;
-      for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * a + b;
+      const int64_t at = first + k * step;
+      const T* in = xd + at;
+      T* out = yd + at;
+      if (rd) {
+        const T* r = rd + at;
+        for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * a + b + r[i];
+      } else {
+        for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * a + b;
+      }
+      if (clamp) {
+        const T hi = cap;  // a local, so the loop vectorises
+        for (int64_t i = 0; i < hw; ++i) out[i] = std::min(std::max(out[i], T(0)), hi);
+      }
     }
   };
 #pragma omp parallel for schedule(static) if (training)
@@ -125,26 +173,51 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   std::vector<Tensor<T>> inputs{x};
   if (weight.defined()) inputs.push_back(weight);
   if (bias.defined()) inputs.push_back(bias);
+  if (residual.defined()) inputs.push_back(residual);
   const bool need_x = x.requires_grad();
   const bool need_w = weight.defined() && weight.requires_grad();
   const bool need_b = bias.defined() && bias.requires_grad();
+  const bool need_r = residual.defined() && residual.requires_grad();
   return record(
       op, y, std::move(inputs),
       [x_ = x.detach(), w_ = weight.defined() ? weight.detach() : Tensor<T>(),
-       has_b = bias.defined(), mean = std::move(mean), invstd = std::move(invstd), training,
-       need_x, need_w, need_b, N, C, hw, M](const Tensor<T>& gy) {
+       has_b = bias.defined(), has_r = residual.defined(), y_ = clamp ? y.detach() : Tensor<T>(),
+       cap, mean = std::move(mean), invstd = std::move(invstd), training, need_x, need_w,
+       need_b, need_r, N, C, hw, M](const Tensor<T>& gy) {
+        // g: the gradient at the normalisation's output. With an activation that is gy where
+        // the activation passed its input (0 < out < cap) and 0 elsewhere; it is also the
+        // residual's gradient.
         Tensor<T> gx = need_x ? Tensor<T>::empty(x_.shape()) : Tensor<T>();
+        // (when only x needs it, g is computed in gx's memory: gx's pass reads each element
+        // of g just before it overwrites it)
+        Tensor<T> g_masked;
+        if (y_.defined()) g_masked = need_x && !need_r ? gx : Tensor<T>::empty(gy.shape());
         Tensor<T> gw = need_w ? Tensor<T>::empty({C}) : Tensor<T>();
         Tensor<T> gb = need_b ? Tensor<T>::empty({C}) : Tensor<T>();
         const T* xd = x_.data();
-        const T* g = gy.data();
+        const T* gyd = gy.data();
+        const T* g = y_.defined() ? g_masked.data() : gyd;
 #pragma omp parallel for schedule(static)
         for (int64_t c = 0; c < C; ++c) {
           const T mu = mean[c], is = invstd[c];
-          // sum_g = sum of gy, sum_gx = sum of gy * (x - mean), over the channel
+          // sum_g = sum of g, sum_gx = sum of g * (x - mean), over the channel
           double sum_g = 0, sum_gx = 0;
           for (int64_t n = 0; n < N; ++n) {
-            const ConstPlane xp(xd + (n * C + c) * hw, hw), gp(g + (n * C + c) * hw, hw);
+            const int64_t at = (n * C + c) * hw;
+            if (n + 1 < N) {  // the next plane of every array this loop reads
+              const int64_t next = at + C * hw;
+              detail::prefetch_plane(xd + next, hw);
+              detail::prefetch_plane(gyd + next, hw);
+              if (y_.defined()) detail::prefetch_plane(y_.data() + next, hw);
+            }
+            if (y_.defined()) {  // g = gy masked by the activation, while the plane is in cache
+              const T* __restrict yp = y_.data() + at;
+              const T* __restrict gyp = gyd + at;
+              T* __restrict gm = g_masked.data() + at;
+              const T hi = cap;  // a local, so the loop vectorises (no reload through `this`)
+              for (int64_t i = 0; i < hw; ++i) gm[i] = (yp[i] > T(0)) & (yp[i] < hi) ? gyp[i] : T(0);
+            }
+            const ConstPlane xp(xd + at, hw), gp(g + at, hw);
             sum_g += double(gp.sum());
             sum_gx += double((gp * (xp - mu)).sum());
           }
@@ -168,6 +241,7 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
         std::vector<Tensor<T>> grads{gx};
         if (w_.defined()) grads.push_back(gw);
         if (has_b) grads.push_back(gb);
+        if (has_r) grads.push_back(need_r ? (y_.defined() ? g_masked : gy) : Tensor<T>());
         return grads;
       });
 }
