@@ -2,12 +2,13 @@
 // ResNet-20, ResNet-18 (CIFAR-size inputs) and MobileNetV2's depthwise layers, batch 64,
 // against Eigen's own sgemm (1024 x 1024 x 1024) measured in the same run.
 //
-//   trit-bench-ops [--threads N] [--reps R] [--batch B] [--best]
+//   trit-bench-ops [--threads N] [--reps R] [--batch B] [--best] [--only TEXT]
 //
 // FLOPs per pass = 2 * N * O * C/G * KH * KW * OH * OW. Each figure is the median of R timed
 // repetitions after two warm-up runs (with --best, the fastest one: on a machine shared with
-// other work, the fastest repetition is the one least disturbed, for sgemm and conv alike). bench/ops_torch.py prints PyTorch's figures for the
-// same shapes.
+// other work, the fastest repetition is the one least disturbed, for sgemm and conv alike).
+// --only TEXT runs the layers whose printed name ("64->64 3x3 32x32") contains TEXT.
+// bench/ops_torch.py prints PyTorch's figures for the same shapes.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -64,6 +65,7 @@ double sgemm_gflops(int reps) {
 int main(int argc, char** argv) {
   int threads = trit::get_num_threads(), reps = 7;
   int64_t batch = 64;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     auto value = [&](const char* flag) {
       trit::check(i + 1 < argc, flag, "needs a value");
@@ -73,8 +75,9 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--reps")) reps = value("--reps");
     else if (!std::strcmp(argv[i], "--batch")) batch = value("--batch");
     else if (!std::strcmp(argv[i], "--best")) g_best = true;
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: trit-bench-ops [--threads N] [--reps R] [--batch B] [--best]\n");
+      std::fprintf(stderr, "usage: trit-bench-ops [--threads N] [--reps R] [--batch B] [--best] [--only TEXT]\n");
       return 1;
     }
   }
@@ -98,6 +101,11 @@ int main(int argc, char** argv) {
   };
   trit::Generator gen(1);
   for (const Layer& l : layers) {
+    char name[64];
+    std::snprintf(name, sizeof name, "%lld->%lld %lldx%lld %s%lldx%lld", (long long)l.C,
+                  (long long)l.O, (long long)l.K, (long long)l.K,
+                  l.groups > 1 ? "dw " : "", (long long)l.HW, (long long)l.HW);
+    if (std::string(name).find(only) == std::string::npos) continue;
     trit::Conv2dOptions opt{1, l.K / 2, 1, l.groups};
     auto x = Tensor<float>::randn({batch, l.C, l.HW, l.HW}, gen);
     auto w = Tensor<float>::randn({l.O, l.C / l.groups, l.K, l.K}, gen);
@@ -118,10 +126,6 @@ int main(int argc, char** argv) {
     };
     double bin = backward_of(true), bw = backward_of(false);
 
-    char name[64];
-    std::snprintf(name, sizeof name, "%lld->%lld %lldx%lld %s%lldx%lld", (long long)l.C,
-                  (long long)l.O, (long long)l.K, (long long)l.K,
-                  l.groups > 1 ? "dw " : "", (long long)l.HW, (long long)l.HW);
     auto cell = [&](double s) {
       static char buf[4][32];
       static int k = 0;

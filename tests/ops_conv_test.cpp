@@ -1,9 +1,12 @@
 // conv2d (ops/conv.hpp) and its kernels (kernels/im2col.hpp, kernels/depthwise.hpp): forward
 // values and gradients against PyTorch (tests/reference/make_ops_image.py), gradcheck in
 // double for every path (im2col + GEMM, grouped, depthwise, pointwise), chunking over the
-// batch, skipped gradients, and the errors bad shapes raise.
+// batch, the narrow-GEMM paths against plain loops on odd shapes at 1 and 2 threads, skipped
+// gradients, and the errors bad shapes raise.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -187,4 +190,97 @@ TEST_CASE("conv2d rejects bad shapes naming the op and the shapes") {
               "bias");
   check_error([&] { trit::conv2d(x, Tensor<float>::zeros({4, 4, 3, 3}), {}, {0, 0, 1, 1}); },
               "stride");
+}
+
+namespace {
+
+// Plain-loop conv2d (groups 1) in double: y, and the gradients gx, gw for a given gy.
+struct NaiveConv {
+  Tensor<double> y, gx, gw;
+};
+NaiveConv naive_conv(const Tensor<double>& x, const Tensor<double>& w, const Tensor<double>& gy,
+                     const trit::Conv2dOptions& o) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t O = w.size(0), KH = w.size(2), KW = w.size(3);
+  const int64_t OH = gy.size(2), OW = gy.size(3);
+  NaiveConv r{Tensor<double>::zeros(gy.shape()), Tensor<double>::zeros(x.shape()),
+              Tensor<double>::zeros(w.shape())};
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t oc = 0; oc < O; ++oc)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow)
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t kh = 0; kh < KH; ++kh)
+              for (int64_t kw = 0; kw < KW; ++kw) {
+                const int64_t ih = oh * o.stride - o.padding + kh * o.dilation;
+                const int64_t iw = ow * o.stride - o.padding + kw * o.dilation;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                const int64_t xi = ((n * C + c) * H + ih) * W + iw;
+                const int64_t wi = ((oc * C + c) * KH + kh) * KW + kw;
+                const int64_t yi = ((n * O + oc) * OH + oh) * OW + ow;
+                r.y[yi] += x[xi] * w[wi];
+                r.gx[xi] += gy[yi] * w[wi];
+                r.gw[wi] += gy[yi] * x[xi];
+              }
+  return r;
+}
+
+// Largest |a - b| relative to the largest |b|.
+double rel_diff(const Tensor<double>& a, const Tensor<double>& b) {
+  double scale = 1e-30;
+  for (int64_t i = 0; i < b.numel(); ++i) scale = std::max(scale, std::abs(b[i]));
+  return max_abs_diff(a, b) / scale;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 2 threads") {
+  // The channels-last weight gradient (segments of KW*C taps, or C with dilation; output
+  // channels not a multiple of the register tile; partial panels; batch chunks with a short
+  // last one; split by images or, with a large gradient, by output rows) and the forward
+  // with K > 4096 cut into blocks (512 input channels), in double and float.
+  struct Case {
+    trit::Shape x, w;
+    trit::Conv2dOptions o;
+  };
+  const std::vector<Case> cases = {
+      {{5, 20, 9, 7}, {13, 20, 3, 3}, {1, 1, 1, 1}},
+      {{3, 24, 11, 10}, {10, 24, 3, 3}, {2, 1, 1, 1}},
+      {{3, 32, 8, 9}, {9, 32, 3, 3}, {1, 2, 2, 1}},
+      {{2, 16, 7, 6}, {6, 16, 3, 2}, {1, 1, 1, 1}},
+      {{37, 16, 4, 4}, {17, 16, 3, 3}, {1, 1, 1, 1}},
+      {{2, 512, 4, 4}, {9, 512, 3, 3}, {1, 1, 1, 1}},
+      {{2, 512, 3, 3}, {300, 512, 3, 3}, {1, 1, 1, 1}},  // a >= 5 MB gradient: split by rows
+  };
+  const int threads_before = trit::get_num_threads();
+  const char* path_before = std::getenv("TRIT_CONV_PATH");  // the paths chosen by shape
+  const std::string saved = path_before ? path_before : "";
+  ::unsetenv("TRIT_CONV_PATH");
+  trit::Generator gen(17);
+  for (const Case& c : cases) {
+    auto x = Tensor<double>::randn(c.x, gen), w = Tensor<double>::randn(c.w, gen);
+    const auto plan = trit::detail::plan_conv2d(c.x, c.w, false, {}, c.o);
+    auto gy = Tensor<double>::randn({plan.N, plan.O, plan.OH, plan.OW}, gen);
+    const NaiveConv ref = naive_conv(x, w, gy, c.o);
+    CHECK(trit::detail::gw_channels_last_applies<double>(plan));
+    CHECK(trit::detail::gw_channels_last_applies<float>(plan));
+    for (int threads : {1, 2}) {
+      trit::set_num_threads(threads);
+      INFO("x ", trit::to_string(c.x), " w ", trit::to_string(c.w), " threads ", threads);
+      auto xd = x.clone().set_requires_grad(), wd = w.clone().set_requires_grad();
+      auto yd = trit::conv2d(xd, wd, {}, c.o);
+      yd.backward(gy);
+      CHECK(rel_diff(yd, ref.y) < 1e-12);
+      CHECK(rel_diff(xd.grad(), ref.gx) < 1e-12);
+      CHECK(rel_diff(wd.grad(), ref.gw) < 1e-12);
+      auto xf = x.to<float>().set_requires_grad(), wf = w.to<float>().set_requires_grad();
+      auto yf = trit::conv2d(xf, wf, {}, c.o);
+      yf.backward(gy.to<float>());
+      CHECK(rel_diff(yf.to<double>(), ref.y) < 1e-5);
+      CHECK(rel_diff(xf.grad().to<double>(), ref.gx) < 1e-5);
+      CHECK(rel_diff(wf.grad().to<double>(), ref.gw) < 1e-5);
+    }
+  }
+  trit::set_num_threads(threads_before);
+  if (path_before) ::setenv("TRIT_CONV_PATH", saved.c_str(), 1);
 }

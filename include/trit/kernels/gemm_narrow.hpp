@@ -93,10 +93,11 @@ inline void narrow_micro_kernel(int64_t K, const T* __restrict a, const T* __res
 // pack_narrow_a (Ap), C with row stride ldc. Row k of B[K x N] is the N contiguous values at
 // B + boff[k]: boff[k] = k * ldb for an ordinary row-major matrix; a convolution passes the
 // offsets of its kernel taps into a padded image instead (implicit im2col, ops/conv.hpp).
-// Every B + boff[k] + j for j < N must be readable.
+// Every B + boff[k] + j for j < N must be readable. With accumulate, C += A * B (+ bias)
+// instead: a long product split into blocks of K (or a sum over images) adds up in C.
 template <class T>
 void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const int64_t* boff,
-                 const T* bias, T* C, int64_t ldc) {
+                 const T* bias, T* C, int64_t ldc, bool accumulate = false) {
   constexpr int64_t MR = NarrowTile<T>::MR, NR = NarrowTile<T>::NR;
   alignas(64) T acc[MR * NR];
   std::vector<T> tail;             // the last, partial column panel of B, zero padded (rare)
@@ -122,7 +123,10 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const
         const T add = bias ? bias[i0 + i] : T(0);
         T* dst = C + (i0 + i) * ldc + j;
         const T* src = acc + i * NR;
-        for (int64_t q = 0; q < n; ++q) dst[q] = src[q] + add;
+        if (accumulate)
+          for (int64_t q = 0; q < n; ++q) dst[q] += src[q] + add;
+        else
+          for (int64_t q = 0; q < n; ++q) dst[q] = src[q] + add;
       }
     }
   }

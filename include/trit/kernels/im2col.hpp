@@ -136,6 +136,29 @@ void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, int
   }
 }
 
+// x[C, H, W] -> xh[Hp, Wp, C], Hp = H + 2*padding, Wp = W + 2*padding: the image channels-last
+// inside a frame of `padding` zeros, xh[(hp*Wp + wp)*C + c] = x[c][hp - padding][wp - padding].
+// It is the transposed column matrix without the copies: row (oh, ow) of col^T, the C*KH*KW
+// taps of one output pixel, is read at xh + (oh*stride*Wp + ow*stride)*C + ((kh*Wp + kw)*
+// dilation)*C + c, and with dilation 1 the KW*C taps (kw, c) of one kernel row kh are one
+// contiguous run (ops/conv's weight gradient reads them so).
+template <class T>
+void pad_channels_last(const T* __restrict x, const ConvGeometry& g, T* __restrict xh) {
+  const int64_t p = g.padding, C = g.C, Wp = g.W + 2 * p, Hp = g.H + 2 * p;
+  std::fill(xh, xh + p * Wp * C, T(0));  // the rows of the top frame
+  for (int64_t h = 0; h < g.H; ++h) {
+    T* row = xh + (p + h) * Wp * C;
+    std::fill(row, row + p * C, T(0));
+    for (int64_t c = 0; c < C; ++c) {  // a transpose of the [C, W] slice, in L1
+      const T* src = x + (c * g.H + h) * g.W;
+      T* dst = row + p * C + c;
+      for (int64_t w = 0; w < g.W; ++w) dst[w * C] = src[w];
+    }
+    std::fill(row + (p + g.W) * C, row + Wp * C, T(0));
+  }
+  std::fill(xh + (p + g.H) * Wp * C, xh + Hp * Wp * C, T(0));  // the bottom frame
+}
+
 // col[C*KH*KW, OH*OW] (row stride ld) -> x[C, H, W]: x = sum of the column entries read from
 // each pixel (the transpose of im2col). x is overwritten. In the same-width form the entries
 // that read padding are set to zero in col first (col is the caller's scratch), so that one

@@ -83,12 +83,19 @@ struct Conv2dPlan {
 };
 
 // The forward (and the stride-1 grad input, which runs as a forward) uses kernels::gemm_narrow
-// when one column panel of the column matrix (K rows x NR columns) fits in this many bytes,
-// about half of a core's L2: the micro-kernel streams it once per block of MR output channels.
+// in blocks of K rows whose column panel (rows x NR columns) fits in this many bytes, about
+// half of a core's L2: the micro-kernel streams it once per block of MR output channels. A
+// longer K (ResNet-18's 512 channels: 4608) is cut into equal blocks added up in the output.
 inline constexpr int64_t kNarrowPanelBytes = int64_t(512) << 10;
 template <class T>
-bool use_gemm_narrow(const Conv2dPlan& p) {
-  return p.K * kernels::NarrowTile<T>::NR * int64_t(sizeof(T)) <= kNarrowPanelBytes;
+bool use_gemm_narrow(const Conv2dPlan&) {
+  return true;
+}
+template <class T>
+int64_t narrow_k_step(const Conv2dPlan& p) {
+  const int64_t kmax = kNarrowPanelBytes / (kernels::NarrowTile<T>::NR * int64_t(sizeof(T)));
+  const int64_t blocks = (p.K + kmax - 1) / kmax;
+  return (p.K + blocks - 1) / blocks;
 }
 
 // Column-buffer budget of path 3, in elements: B = budget / (C*KH*KW*P) images per chunk.
@@ -164,14 +171,29 @@ T* conv_workspace(int slot, int64_t n) {
 }
 
 // Packs every group's weight for kernels::gemm_narrow into workspace slot 4 (group g at
-// g * narrow_a_size(Og, K)); returns it.
+// g * narrow_a_size(Og, K), its block of K rows from k0 at Og_up * k0 within, Og_up = Og
+// rounded up to MR); returns it.
 template <class T>
 const T* pack_weight_narrow(const Conv2dPlan& p, const T* w) {
-  const int64_t wpack = kernels::narrow_a_size<T>(p.Og, p.K);
+  const int64_t wpack = kernels::narrow_a_size<T>(p.Og, p.K), kstep = narrow_k_step<T>(p);
+  const int64_t og_up = wpack / p.K;
   T* wp = conv_workspace<T>(4, p.G * wpack);
   for (int64_t g = 0; g < p.G; ++g)
-    kernels::pack_narrow_a(w + g * p.Og * p.K, p.K, p.Og, p.K, wp + g * wpack);
+    for (int64_t k0 = 0; k0 < p.K; k0 += kstep)
+      kernels::pack_narrow_a(w + g * p.Og * p.K + k0, p.K, p.Og, std::min(kstep, p.K - k0),
+                             wp + g * wpack + og_up * k0);
   return wp;
+}
+
+// C[Og x N] (row stride ldc) = group g's weight, packed by pack_weight_narrow at wpg, times
+// B[K x N] with row k at B + off[k] (+ bias): gemm_narrow over the blocks of K.
+template <class T>
+void narrow_product(const Conv2dPlan& p, const T* wpg, int64_t N, const T* B,
+                    const int64_t* off, const T* bias, T* C, int64_t ldc) {
+  const int64_t kstep = narrow_k_step<T>(p), og_up = kernels::narrow_a_size<T>(p.Og, p.K) / p.K;
+  for (int64_t k0 = 0; k0 < p.K; k0 += kstep)
+    kernels::gemm_narrow<T>(p.Og, N, std::min(kstep, p.K - k0), wpg + og_up * k0, B, off + k0,
+                            k0 == 0 ? bias : nullptr, C, ldc, k0 > 0);
 }
 
 // C = op(A) * op(B) + beta * C as kernels::gemm, split by this function over the threads
@@ -288,8 +310,7 @@ void conv2d_forward_implicit(const Conv2dPlan& p, const T* x, const T* wp, int64
     T* yg = conv_workspace<T>(1, p.Og * s.grid);
     pad_image(p, s, x + n * p.C * p.H * p.W, xp, 0);
     for (int64_t g = 0; g < p.G; ++g) {
-      kernels::gemm_narrow<T>(p.Og, s.grid, p.K, wp + g * wpack, xp, off.data() + g * p.K,
-                              nullptr, yg, s.grid);
+      narrow_product<T>(p, wp + g * wpack, s.grid, xp, off.data() + g * p.K, nullptr, yg, s.grid);
       for (int64_t o = 0; o < p.Og; ++o) {  // drop the grid columns ow >= OW, add the bias
         const T add = bias ? bias[g * p.Og + o] : T(0);
         T* dst = y + (n * p.O + g * p.Og + o) * p.P;
@@ -343,9 +364,8 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
       T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * ld);
       kernels::im2col(x + n * p.C * p.H * p.W, p.geo, col, ld);
       for (int64_t g = 0; g < p.G; ++g)
-        kernels::gemm_narrow<T>(p.Og, p.P, p.K, wp + g * wpack, col + g * p.K * ld, off.data(),
-                                bias ? bias + g * p.Og : nullptr,
-                                y + (n * p.O + g * p.Og) * p.P, p.P);
+        narrow_product<T>(p, wp + g * wpack, p.P, col + g * p.K * ld, off.data(),
+                          bias ? bias + g * p.Og : nullptr, y + (n * p.O + g * p.Og) * p.P, p.P);
     }
     return;
   }
@@ -382,8 +402,8 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
         for (int64_t part = 0; part < parts; ++part) {
           const int64_t lo = std::min(ld, part * step), hi = std::min(ld, lo + step);
           if (lo < hi)
-            kernels::gemm_narrow<T>(p.Og, hi - lo, p.K, wp + g * wpack, col + g * p.K * ld + lo,
-                                    off.data(), nullptr, yT + g * p.Og * ld + lo, ld);
+            narrow_product<T>(p, wp + g * wpack, hi - lo, col + g * p.K * ld + lo, off.data(),
+                              nullptr, yT + g * p.Og * ld + lo, ld);
         }
     } else {
       for (int64_t g = 0; g < p.G; ++g)  // yT[g] (Og x bP) = w[g] (Og x K) * col[g] (K x bP)
@@ -496,6 +516,121 @@ void conv2d_backward_input_as_conv(const Conv2dPlan& p, const T* gy, const T* w,
   conv2d_forward(q, gy, wf, static_cast<const T*>(nullptr), gx);
 }
 
+// Weight gradient on channels-last images (groups 1, not depthwise or pointwise), the
+// transposed form of the forward's product:
+//   gw[o, (c, kh, kw)] = sum over n, oh, ow of gy[n, o, oh, ow] * xh_n[oh*s + kh*d][ow*s + kw*d][c]
+// with xh_n image n channels-last and zero-padded (kernels::pad_channels_last). Row (n, oh, ow)
+// of the transposed column matrix needs no copy there: for kernel row kh (and column kw, with
+// dilation > 1) its taps are one contiguous run of KW*C (or C) values, a "segment", at pixel
+// offset (oh*s*Wp + ow*s)*C. So the weight gradient is kernels::gemm_narrow with the pixels
+// as its reduction: A = gy (O x pixels, packed per chunk of images), B read in place through
+// per-pixel offsets, one call per segment, accumulating over chunks; each micro-kernel step
+// does 2*MR multiply-adds per 2 loads, like the forward, where gemm_dot (the padded-grid form
+// above) paid a horizontal sum per entry and Eigen a packing of the column matrix. Each
+// segment is computed in whole NR-column panels (the extra columns read the next pixel's
+// values and are dropped), so the path is taken where that waste is at most 1/3 (C >= 16 for
+// a 3x3 kernel). The result gwt[O, S*Np] (segment-major) is permuted into gw at the end.
+// Threads: with few output channels, each thread takes a range of images and sums into its
+// own gwt (added in thread order at the end: small, O*K); with many (at least 4 blocks of MR
+// rows per thread), each takes a range of rows over all images and no partials are needed
+// (for 512 channels a partial would be 9 MB). Chunks of images hold about 512 KB of packed gy
+// per thread (at most 2048 pixels), so A stays in L2 while the panels of B stream past it.
+struct GwSegments {
+  int64_t S, width, Np;  // S segments of `width` columns, each computed Np wide (whole panels)
+};
+template <class T>
+GwSegments gw_segments(const Conv2dPlan& p) {
+  constexpr int64_t NR = kernels::NarrowTile<T>::NR;
+  const bool rows = p.geo.dilation == 1;  // (kw, c) contiguous over a whole kernel row
+  GwSegments g;
+  g.S = rows ? p.KH : p.KH * p.KW;
+  g.width = rows ? p.KW * p.C : p.C;
+  g.Np = (g.width + NR - 1) / NR * NR;
+  return g;
+}
+template <class T>
+bool gw_channels_last_applies(const Conv2dPlan& p) {
+  if (p.depthwise || p.pointwise || p.G != 1) return false;
+  if (const char* e = std::getenv("TRIT_CONV_PATH")) return std::string_view(e) == "last";
+  const GwSegments g = gw_segments<T>(p);
+  return g.Np * 3 <= g.width * 4;
+}
+template <class T>
+void conv2d_weight_grad_channels_last(const Conv2dPlan& p, const T* gy, const T* x, T* gw) {
+  constexpr int64_t MR = kernels::NarrowTile<T>::MR, NR = kernels::NarrowTile<T>::NR;
+  const GwSegments sg = gw_segments<T>(p);
+  const int64_t s = p.geo.stride, d = p.geo.dilation, C = p.C;
+  const int64_t Hp = p.H + 2 * p.geo.padding, Wp = p.W + 2 * p.geo.padding, img = Hp * Wp * C;
+  const int64_t threads = omp_get_max_threads(), blocks = (p.O + MR - 1) / MR;
+  const int64_t ldc = sg.S * sg.Np, bufsize = p.O * ldc;
+  const bool by_rows = threads > 1 && bufsize * int64_t(sizeof(T)) > (int64_t(4) << 20);
+  const int64_t nbuf = by_rows ? 1 : threads;
+  T* acc = conv_workspace<T>(2, nbuf * bufsize);
+  std::fill(acc, acc + nbuf * bufsize, T(0));
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num();
+    const int64_t o_lo = by_rows ? std::min(p.O, t * blocks / threads * MR) : 0;
+    const int64_t o_hi = by_rows ? std::min(p.O, (t + 1) * blocks / threads * MR) : p.O;
+    const int64_t n_lo = by_rows ? 0 : t * p.N / threads;
+    const int64_t n_hi = by_rows ? p.N : (t + 1) * p.N / threads;
+    const int64_t rows = o_hi - o_lo, rows_up = (rows + MR - 1) / MR * MR;
+    // images per chunk: about 512 KB of packed gy (rows_up x b*P), at most 2048 pixels
+    const int64_t pixels = std::min<int64_t>(2048, (int64_t(512) << 10) / int64_t(sizeof(T)) /
+                                                       std::max<int64_t>(rows_up, 1));
+    const int64_t b = std::clamp<int64_t>(pixels / p.P, 1, std::max<int64_t>(n_hi - n_lo, 1));
+    if (rows > 0 && n_hi > n_lo) {
+      T* xh = conv_workspace<T>(0, b * img + NR);
+      T* ap = conv_workspace<T>(1, rows_up * b * p.P);
+      thread_local std::vector<int64_t> off;  // pixel (i, oh, ow) of the chunk -> its offset
+      off.resize(static_cast<size_t>(b * p.P));
+      for (int64_t i = 0; i < b; ++i)
+        for (int64_t oh = 0; oh < p.OH; ++oh)
+          for (int64_t ow = 0; ow < p.OW; ++ow)
+            off[(i * p.OH + oh) * p.OW + ow] = i * img + (oh * s * Wp + ow * s) * C;
+      T* mine = acc + (by_rows ? 0 : t * bufsize) + o_lo * ldc;
+      for (int64_t n0 = n_lo; n0 < n_hi; n0 += b) {
+        const int64_t bb = std::min(b, n_hi - n0), R = bb * p.P;
+        for (int64_t i = 0; i < bb; ++i)
+          kernels::pad_channels_last(x + (n0 + i) * C * p.H * p.W, p.geo, xh + i * img);
+        std::fill(xh + bb * img, xh + bb * img + NR, T(0));  // read by the last, dropped columns
+        // ap: rows o_lo..o_hi of gy over the chunk's pixels, packed as pack_narrow_a does
+        for (int64_t r0 = 0; r0 < rows; r0 += MR) {
+          const int64_t m = std::min(MR, rows - r0);
+          for (int64_t i = 0; i < bb; ++i) {
+            const T* src = gy + ((n0 + i) * p.O + o_lo + r0) * p.P;
+            T* dst = ap + r0 * R + i * p.P * MR;
+            if (m == MR) {  // an MR x P transpose, MR values written at a time
+              for (int64_t q = 0; q < p.P; ++q)
+#pragma GCC unroll 16
+                for (int64_t r = 0; r < MR; ++r) dst[q * MR + r] = src[r * p.P + q];
+            } else {
+              for (int64_t q = 0; q < p.P; ++q)
+                for (int64_t r = 0; r < MR; ++r) dst[q * MR + r] = r < m ? src[r * p.P + q] : T(0);
+            }
+          }
+        }
+        for (int64_t seg = 0; seg < sg.S; ++seg) {
+          const int64_t kh = d == 1 ? seg : seg / p.KW, kw = d == 1 ? 0 : seg % p.KW;
+          kernels::gemm_narrow<T>(rows, sg.Np, R, ap, xh + (kh * Wp + kw) * d * C, off.data(),
+                                  nullptr, mine + seg * sg.Np, ldc, true);
+        }
+      }
+    }
+  }
+  // gw[o, (c, kh, kw)] = sum of the buffers at gwt[o, seg*Np + pos]
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t o = 0; o < p.O; ++o)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t kh = 0; kh < p.KH; ++kh)
+        for (int64_t kw = 0; kw < p.KW; ++kw) {
+          const int64_t col = d == 1 ? kh * sg.Np + kw * C + c : (kh * p.KW + kw) * sg.Np + c;
+          T sum = 0;
+          for (int64_t t = 0; t < nbuf; ++t) sum += acc[t * bufsize + o * ldc + col];
+          gw[(o * C + c) * p.KH * p.KW + kh * p.KW + kw] = sum;
+        }
+}
+
 // Gradients of conv2d given gy[N, O, OH, OW]: gx (dL/dx) and gw (dL/dweight), each written
 // when its pointer is not null (x is needed for gw, w for gx).
 template <class T>
@@ -519,6 +654,10 @@ void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T
   if (gx && transposed_conv_applies(p)) {
     conv2d_backward_input_as_conv(p, gy, w, gx);
     gx = nullptr;  // done
+  }
+  if (gw && gw_channels_last_applies<T>(p)) {
+    conv2d_weight_grad_channels_last(p, gy, x, gw);
+    gw = nullptr;  // done
   }
   if (!gx && !gw) return;
   if (p.by_image) {
