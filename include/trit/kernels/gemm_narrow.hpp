@@ -10,6 +10,7 @@
 // micro-kernel takes a tile of MR rows x NR columns of C (NR = two SIMD vectors) and, for
 // each k, loads NR consecutive values of row k of B (contiguous in row-major B), broadcasts
 // MR values of A and does 2*MR fused multiply-adds into accumulators that stay in registers.
+// A last panel of exactly one vector (N = 48 of 16-float vectors) runs a one-vector kernel.
 // Only A, which is small, is packed once (pack_narrow_a) into blocks of MR rows stored
 // k-major, so the MR values for one k are adjacent.
 //
@@ -60,31 +61,31 @@ void pack_narrow_a(const T* A, int64_t lda, int64_t M, int64_t K, T* Ap) {
 
 namespace detail {
 
-// acc[MR x NR] = (packed MR-row block a) * B[0..K, 0..NR), row k of B starting at b + boff[k].
-template <class T>
+// acc[MR x NV*L] = (packed MR-row block a) * B[0..K, 0..NV*L), row k of B starting at
+// b + boff[k]; NV = 2 vectors of columns (a whole panel, NR) or 1 (a half panel at the end).
+template <class T, int NV>
 inline void narrow_micro_kernel(int64_t K, const T* __restrict a, const T* __restrict b,
                                 const int64_t* __restrict boff, T* __restrict acc) {
   using Tile = NarrowTile<T>;
   using Packet = typename Tile::Packet;
   using namespace Eigen::internal;
   constexpr int64_t MR = Tile::MR, L = Tile::L;
-  Packet c0[MR], c1[MR];
-  for (int64_t i = 0; i < MR; ++i) c0[i] = c1[i] = pset1<Packet>(T(0));
+  Packet c[NV][MR];
+  for (int v = 0; v < NV; ++v)
+    for (int64_t i = 0; i < MR; ++i) c[v][i] = pset1<Packet>(T(0));
   for (int64_t k = 0; k < K; ++k) {
     const T* bk = b + boff[k];
-    const Packet b0 = ploadu<Packet>(bk), b1 = ploadu<Packet>(bk + L);
+    Packet bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = ploadu<Packet>(bk + v * L);
 #pragma GCC unroll 8
     for (int64_t i = 0; i < MR; ++i) {
       const Packet ai = pset1<Packet>(a[i]);
-      c0[i] = pmadd(ai, b0, c0[i]);
-      c1[i] = pmadd(ai, b1, c1[i]);
+      for (int v = 0; v < NV; ++v) c[v][i] = pmadd(ai, bv[v], c[v][i]);
     }
     a += MR;
   }
-  for (int64_t i = 0; i < MR; ++i) {
-    pstoreu(acc + i * 2 * L, c0[i]);
-    pstoreu(acc + i * 2 * L + L, c1[i]);
-  }
+  for (int64_t i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) pstoreu(acc + i * NV * L + v * L, c[v][i]);
 }
 
 }  // namespace detail
@@ -102,11 +103,13 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const
   alignas(64) T acc[MR * NR];
   std::vector<T> tail;             // the last, partial column panel of B, zero padded (rare)
   std::vector<int64_t> tail_off;   // its row offsets, k * NR
+  constexpr int64_t L = NarrowTile<T>::L;
   for (int64_t j = 0; j < N; j += NR) {
     const int64_t n = std::min(NR, N - j);
     const T* panel = B + j;
     const int64_t* off = boff;
-    if (n < NR) {
+    const bool half = n == L;  // a last half panel: the one-vector kernel, read in place
+    if (n < NR && !half) {
       tail.assign(static_cast<size_t>(K * NR), T(0));
       tail_off.resize(static_cast<size_t>(K));
       for (int64_t k = 0; k < K; ++k) {
@@ -117,12 +120,15 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const
       off = tail_off.data();
     }
     for (int64_t i0 = 0; i0 < M; i0 += MR) {
-      detail::narrow_micro_kernel<T>(K, Ap + i0 * K, panel, off, acc);
+      if (half)
+        detail::narrow_micro_kernel<T, 1>(K, Ap + i0 * K, panel, off, acc);
+      else
+        detail::narrow_micro_kernel<T, 2>(K, Ap + i0 * K, panel, off, acc);
       const int64_t m = std::min(MR, M - i0);
       for (int64_t i = 0; i < m; ++i) {
         const T add = bias ? bias[i0 + i] : T(0);
         T* dst = C + (i0 + i) * ldc + j;
-        const T* src = acc + i * NR;
+        const T* src = acc + i * (half ? L : NR);
         if (accumulate)
           for (int64_t q = 0; q < n; ++q) dst[q] += src[q] + add;
         else

@@ -527,9 +527,9 @@ void conv2d_backward_input_as_conv(const Conv2dPlan& p, const T* gy, const T* w,
 // per-pixel offsets, one call per segment, accumulating over chunks; each micro-kernel step
 // does 2*MR multiply-adds per 2 loads, like the forward, where gemm_dot (the padded-grid form
 // above) paid a horizontal sum per entry and Eigen a packing of the column matrix. Each
-// segment is computed in whole NR-column panels (the extra columns read the next pixel's
-// values and are dropped), so the path is taken where that waste is at most 1/3 (C >= 16 for
-// a 3x3 kernel). The result gwt[O, S*Np] (segment-major) is permuted into gw at the end.
+// segment is computed in whole SIMD vectors (the extra columns read the next pixel's values
+// and are dropped), so the path is taken where that waste is at most 1/3 (every 3x3 kernel
+// from 16 channels on). The result gwt[O, S*Np] (segment-major) is permuted into gw at the end.
 // Threads: with few output channels, each thread takes a range of images and sums into its
 // own gwt (added in thread order at the end: small, O*K); with many (at least 4 blocks of MR
 // rows per thread), each takes a range of rows over all images and no partials are needed
@@ -540,12 +540,12 @@ struct GwSegments {
 };
 template <class T>
 GwSegments gw_segments(const Conv2dPlan& p) {
-  constexpr int64_t NR = kernels::NarrowTile<T>::NR;
+  constexpr int64_t L = kernels::NarrowTile<T>::L;
   const bool rows = p.geo.dilation == 1;  // (kw, c) contiguous over a whole kernel row
   GwSegments g;
   g.S = rows ? p.KH : p.KH * p.KW;
   g.width = rows ? p.KW * p.C : p.C;
-  g.Np = (g.width + NR - 1) / NR * NR;
+  g.Np = (g.width + L - 1) / L * L;  // whole panels and at most one half panel
   return g;
 }
 template <class T>
