@@ -164,6 +164,12 @@ TEST_CASE("a Sequential has PyTorch's state_dict keys, forward and gradients") {
   net->eval();
   CHECK_FALSE((*net)[1].is_training());
   CHECK(max_abs_diff((*net)(x), get(ref(), "seq.y_eval")) < 1e-12);
+  // forward_range runs a prefix: conv, then BatchNorm2d + ReLU (fused), then the rest
+  Tensor<double> h = net->forward_range(x, 0, 3);
+  CHECK(max_abs_diff(net->forward_range(h, 3, net->size()), get(ref(), "seq.y_eval")) < 1e-12);
+  CHECK(max_abs_diff(h, (*net)[2].forward((*net)[1].forward((*net)[0].forward(x)))) < 1e-12);
+  CHECK_THROWS_AS(net->forward_range(x, 2, 1), trit::Error);
+  CHECK_THROWS_AS(net->forward_range(x, 0, 7), trit::Error);
 
   // Handles are shared: writing through state_dict() is seen by the layer.
   auto conv = std::dynamic_pointer_cast<nn::Conv2d<double>>(net->children()[0].second);

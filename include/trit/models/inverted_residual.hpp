@@ -22,7 +22,6 @@
 #include "trit/nn/batch_norm.hpp"
 #include "trit/nn/conv2d.hpp"
 #include "trit/nn/sequential.hpp"
-#include "trit/ops/elementwise.hpp"
 
 namespace trit::models {
 
@@ -43,13 +42,15 @@ class InvertedResidual : public nn::Module<T> {
     conv->push_back(make_conv_bn_relu6<T>(hidden, hidden, 3, stride, /*groups=*/hidden));
     conv->push_back(
         std::make_shared<nn::Conv2d<T>>(hidden, out_channels, 1, nn::Conv2dOptions{.bias = false}));
-    conv->push_back(std::make_shared<nn::BatchNorm2d<T>>(out_channels));
+    project_bn_ = conv->push_back(std::make_shared<nn::BatchNorm2d<T>>(out_channels));
   }
 
   // x [N, C, H, W] -> [N, O, H/S, W/S]
   Tensor<T> forward(const Tensor<T>& x) override {
-    Tensor<T> h = conv->forward(x);
-    return use_residual_ ? x + h : h;
+    if (!use_residual_) return conv->forward(x);
+    // x + bn(projection(...)): the last BatchNorm2d adds the residual in its own pass
+    Tensor<T> h = conv->forward_range(x, 0, conv->size() - 1);
+    return project_bn_->forward_fused(h, BatchNormActivation::none, x);
   }
 
   std::string describe() const override {
@@ -67,6 +68,7 @@ class InvertedResidual : public nn::Module<T> {
   int64_t in_, out_, stride_;
   double expand_ratio_;
   bool use_residual_ = false;
+  std::shared_ptr<nn::BatchNorm2d<T>> project_bn_;  // conv's last child
 };
 
 }  // namespace trit::models

@@ -46,12 +46,17 @@ class Sequential : public Module<T> {
     return *this->children()[i].second;
   }
 
-  Tensor<T> forward(const Tensor<T>& x) override {
+  Tensor<T> forward(const Tensor<T>& x) override { return forward_range(x, 0, size()); }
+
+  // Runs children [begin, end) only (a block that fuses its last child with what follows).
+  Tensor<T> forward_range(const Tensor<T>& x, int64_t begin, int64_t end) {
+    check(0 <= begin && begin <= end && end <= size(), "Sequential", "range [", begin, ", ", end,
+          ") out of ", size(), " modules");
     const auto& children = this->children();
     Tensor<T> h = x;
-    for (size_t i = 0; i < children.size(); ++i) {
+    for (size_t i = size_t(begin); i < size_t(end); ++i) {
       Module<T>* child = children[i].second.get();
-      Module<T>* next = i + 1 < children.size() ? children[i + 1].second.get() : nullptr;
+      Module<T>* next = i + 1 < size_t(end) ? children[i + 1].second.get() : nullptr;
       auto* bn = dynamic_cast<BatchNorm2d<T>*>(child);
       if (bn && next && dynamic_cast<ReLU<T>*>(next)) {
         h = bn->forward_fused(h, BatchNormActivation::relu), ++i;
