@@ -24,15 +24,17 @@
 //   3b. batch chunks (small outputs, e.g. 4x4, where per-image GEMMs would reduce over only
 //      P values; or fewer images than threads): the chunk's columns sit side by side,
 //      col[C*KH*KW, B*OH*OW], so each pass is one large GEMM per group, split over the
-//      threads by gemm_split (blocks of columns, or of rows for the weight gradient):
+//      threads into blocks of columns (or of rows for the weight gradient, gemm_split):
 //        forward      yT[O, B*P]      = weight[O, K]     * col[K, B*P]        then yT -> y
 //        grad input   dcol[K, B*P]    = weight^T[K, O]   * gyT[O, B*P]        then col2im
 //        grad weight  gw[O, K]       += gyT[O, B*P]      * col^T[B*P, K]      (sum over chunks)
 //      (P = OH*OW, K = C/G*KH*KW per group; yT/gyT hold the output transposed to [O, B, P].)
 //   The forward GEMMs of 3a and 3b run kernels::gemm_narrow, which reads the column matrix in
 //   place instead of packing it again as Eigen does (on bench/ops.cpp, 1 thread: ResNet-20
-//   16 channels 93 -> 135 GFLOP/s, ResNet-18 128 channels 165 -> 230), unless one column
-//   panel of it exceeds kNarrowPanelBytes (K > 4096 in float), where Eigen's blocking wins.
+//   16 channels 93 -> 135 GFLOP/s, ResNet-18 128 channels 165 -> 230), in blocks of K of at
+//   most kNarrowPanelBytes per column panel.
+//   The weight gradient of groups-1 convs (3x3 from 16 channels on) runs neither: it reads
+//   the images channels-last (conv2d_weight_grad_channels_last), on every path.
 //      The chunk's columns (kConvColumnBudget elements, 4 MB in float) stay in L3 between
 //      im2col and the GEMM; 16 MB chunks measured slower on bench/ops.cpp.
 //   TRIT_CONV_PATH=image or =chunk in the environment forces 3a or 3b (tests, benchmarks);
@@ -83,15 +85,12 @@ struct Conv2dPlan {
   kernels::ConvGeometry geo;  // the window sweep over all C channels of one image
 };
 
-// The forward (and the stride-1 grad input, which runs as a forward) uses kernels::gemm_narrow
+// The forward (and the stride-1 grad input, which runs as a forward) runs kernels::gemm_narrow
 // in blocks of K rows whose column panel (rows x NR columns) fits in this many bytes, about
 // half of a core's L2: the micro-kernel streams it once per block of MR output channels. A
-// longer K (ResNet-18's 512 channels: 4608) is cut into equal blocks added up in the output.
+// longer K (ResNet-18's 512 channels: 4608) is cut into equal blocks added up in the output
+// (before, such layers went to Eigen: 2 threads, 65% of sgemm, now 100%).
 inline constexpr int64_t kNarrowPanelBytes = int64_t(512) << 10;
-template <class T>
-bool use_gemm_narrow(const Conv2dPlan&) {
-  return true;
-}
 template <class T>
 int64_t narrow_k_step(const Conv2dPlan& p) {
   const int64_t kmax = kNarrowPanelBytes / (kernels::NarrowTile<T>::NR * int64_t(sizeof(T)));
@@ -373,16 +372,15 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
     }
     return;
   }
-  const bool narrow = use_gemm_narrow<T>(p);
   const int64_t wpack = kernels::narrow_a_size<T>(p.Og, p.K);
-  const T* wp = narrow ? pack_weight_narrow(p, w) : nullptr;
-  if (p.by_image && narrow && conv_implicit(p)) {
+  const T* wp = pack_weight_narrow(p, w);  // once for all images
+  if (p.by_image && conv_implicit(p)) {
     conv2d_forward_implicit(p, x, wp, wpack, bias, y);
     return;
   }
-  if (p.by_image && narrow) {
-    // As below, with kernels::gemm_narrow reading the column matrix in place (its row
-    // stride padded off multiples of 4 KiB) and the weight packed once for all images.
+  if (p.by_image) {
+    // Image n, group g: y[n][g] (Og x P) = w[g] (Og x K) * col[g] (K x P), written in place,
+    // col's row stride kept off even numbers of cache lines (narrow_stride).
     const int64_t ld = narrow_stride<T>(p.P);
     const std::vector<int64_t> off = kernels::row_offsets(p.K, ld);
 #pragma omp parallel for schedule(dynamic, 1)
@@ -395,48 +393,25 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
     }
     return;
   }
-  if (p.by_image) {
-    // Image n, group g: y[n][g] (Og x P) = w[g] (Og x K) * col[g] (K x P), written in place.
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t n = 0; n < p.N; ++n) {
-      T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * p.P);
-      kernels::im2col(x + n * p.C * p.H * p.W, p.geo, col, p.P);
-      for (int64_t g = 0; g < p.G; ++g)
-        kernels::gemm<T>(false, false, p.Og, p.P, p.K, T(1), w + g * p.Og * p.K, p.K,
-                         col + g * p.K * p.P, p.P, T(0), y + (n * p.O + g * p.Og) * p.P, p.P);
-      if (bias)
-        for (int64_t o = 0; o < p.O; ++o) {
-          T* row = y + (n * p.O + o) * p.P;
-          for (int64_t q = 0; q < p.P; ++q) row[q] += bias[o];
-        }
-    }
-    return;
-  }
   T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * narrow_stride<T>(p.chunk * p.P));
   T* yT = conv_workspace<T>(1, p.O * p.chunk * p.P);
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
     const int64_t b = std::min(p.chunk, p.N - n0), ld = b * p.P;
-    const int64_t ldc = narrow ? narrow_stride<T>(ld) : ld;  // col's row stride
+    const int64_t ldc = narrow_stride<T>(ld);  // col's row stride
     im2col_chunk(p, x, n0, b, col, ldc);
-    if (narrow) {
-      // yT[g] (Og x bP) = w[g] * col[g]: each thread a contiguous range of whole panels
-      constexpr int64_t NR = kernels::NarrowTile<T>::NR;
-      const std::vector<int64_t> off = kernels::row_offsets(p.K, ldc);
-      const int64_t parts = omp_get_max_threads();
-      const int64_t step = ((ld + NR - 1) / NR + parts - 1) / parts * NR;
+    // yT[g] (Og x bP) = w[g] * col[g]: each thread a contiguous range of whole panels
+    constexpr int64_t NR = kernels::NarrowTile<T>::NR;
+    const std::vector<int64_t> off = kernels::row_offsets(p.K, ldc);
+    const int64_t parts = omp_get_max_threads();
+    const int64_t step = ((ld + NR - 1) / NR + parts - 1) / parts * NR;
 #pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t g = 0; g < p.G; ++g)
-        for (int64_t part = 0; part < parts; ++part) {
-          const int64_t lo = std::min(ld, part * step), hi = std::min(ld, lo + step);
-          if (lo < hi)
-            narrow_product<T>(p, wp + g * wpack, hi - lo, col + g * p.K * ldc + lo, off.data(),
-                              nullptr, yT + g * p.Og * ld + lo, ld);
-        }
-    } else {
-      for (int64_t g = 0; g < p.G; ++g)  // yT[g] (Og x bP) = w[g] (Og x K) * col[g] (K x bP)
-        gemm_split<T>(false, false, false, p.Og, ld, p.K, w + g * p.Og * p.K, p.K,
-                      col + g * p.K * ld, ld, T(0), yT + g * p.Og * ld, ld);
-    }
+    for (int64_t g = 0; g < p.G; ++g)
+      for (int64_t part = 0; part < parts; ++part) {
+        const int64_t lo = std::min(ld, part * step), hi = std::min(ld, lo + step);
+        if (lo < hi)
+          narrow_product<T>(p, wp + g * wpack, hi - lo, col + g * p.K * ldc + lo, off.data(),
+                            nullptr, yT + g * p.Og * ld + lo, ld);
+      }
     scatter_chunk(p, yT, bias, n0, b, y);
   }
 }
