@@ -355,10 +355,21 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
     kernels::depthwise_forward(x, w, bias, p.N, p.geo, y);
     return;
   }
+  if (p.pointwise && p.N >= omp_get_max_threads()) {
+    // Image n, group g: y[n][g] (Og x P) = w[g] (Og x Cg) * x[n][g] (Cg x P), gemm_narrow
+    // reading x[n] in place.
+    const int64_t wpack = kernels::narrow_a_size<T>(p.Og, p.K);
+    const T* wp = pack_weight_narrow(p, w);
+    const std::vector<int64_t> off = kernels::row_offsets(p.K, p.P);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t g = 0; g < p.G; ++g)
+        narrow_product<T>(p, wp + g * wpack, p.P, x + (n * p.C + g * p.Cg) * p.P, off.data(),
+                          bias ? bias + g * p.Og : nullptr, y + (n * p.O + g * p.Og) * p.P, p.P);
+    return;
+  }
   if (p.pointwise) {
-    // Image n, group g: y[n][g] (Og x P) = w[g] (Og x Cg) * x[n][g] (Cg x P).
-    const bool by_image = p.N >= omp_get_max_threads();  // else let Eigen split each GEMM
-#pragma omp parallel for schedule(dynamic, 1) if (by_image)
+    // Fewer images than threads: Eigen splits each GEMM over the threads.
     for (int64_t n = 0; n < p.N; ++n) {
       for (int64_t g = 0; g < p.G; ++g)
         kernels::gemm<T>(false, false, p.Og, p.P, p.Cg, T(1), w + g * p.Og * p.Cg, p.Cg,
@@ -494,9 +505,10 @@ void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, cons
 // Running it through conv2d_forward replaces "GEMM into a K x P column gradient, then col2im
 // (a scatter-add)" with "im2col, then a GEMM with C outputs per pixel": the same shape as the
 // forward pass, half the memory traffic and no zero-fill (measured with bench/ops.cpp).
-// Needs a square kernel (one padding for both axes) and pad <= d*(K-1).
+// Needs a square kernel (one padding for both axes) and pad <= d*(K-1). A pointwise conv's is
+// pointwise too, gx[n][g] = w[g]^T * gy[n][g], with the weight transposed (the 1x1 "flip").
 inline bool transposed_conv_applies(const Conv2dPlan& p) {
-  return !p.depthwise && !p.pointwise && p.geo.stride == 1 && p.KH == p.KW &&
+  return !p.depthwise && p.geo.stride == 1 && p.KH == p.KW &&
          p.geo.padding <= p.geo.dilation * (p.KH - 1);
 }
 template <class T>
@@ -642,17 +654,6 @@ void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T
     if (gx) kernels::depthwise_backward_input(gy, w, p.N, p.geo, gx);
     if (gw) kernels::depthwise_backward_weight(gy, x, p.N, p.geo, gw);
     return;
-  }
-  if (gx && p.pointwise) {
-    // gx[n][g] (Cg x P) = w[g]^T (Cg x Og) * gy[n][g] (Og x P).
-    const bool by_image = p.N >= omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic, 1) if (by_image)
-    for (int64_t n = 0; n < p.N; ++n)
-      for (int64_t g = 0; g < p.G; ++g)
-        kernels::gemm<T>(true, false, p.Cg, p.P, p.Og, T(1), w + g * p.Og * p.Cg, p.Cg,
-                         gy + (n * p.O + g * p.Og) * p.P, p.P, T(0),
-                         gx + (n * p.C + g * p.Cg) * p.P, p.P);
-    gx = nullptr;  // done
   }
   if (gx && transposed_conv_applies(p)) {
     conv2d_backward_input_as_conv(p, gy, w, gx);
