@@ -247,6 +247,7 @@ TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 
   const std::vector<Case> cases = {
       {{5, 20, 9, 7}, {13, 20, 3, 3}, {1, 1, 1, 1}},
       {{3, 24, 11, 10}, {10, 24, 3, 3}, {2, 1, 1, 1}},
+      {{3, 16, 15, 13}, {12, 16, 3, 3}, {2, 1, 1, 1}},  // per image: grad input via col2im
       {{3, 32, 8, 9}, {9, 32, 3, 3}, {1, 2, 2, 1}},
       {{2, 16, 7, 6}, {6, 16, 3, 2}, {1, 1, 1, 1}},
       {{37, 16, 4, 4}, {17, 16, 3, 3}, {1, 1, 1, 1}},

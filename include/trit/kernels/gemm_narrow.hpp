@@ -47,15 +47,16 @@ int64_t narrow_a_size(int64_t M, int64_t K) {
 }
 
 // A[M x K] (row stride lda) -> Ap: block b holds rows b*MR .. b*MR+MR-1 as
-// Ap[(b*K + k)*MR + i] = A[b*MR + i][k], rows past M as zeros.
+// Ap[(b*K + k)*MR + i] = A[b*MR + i][k], rows past M as zeros. With trans, A is given
+// transposed: A[row][k] is read at A[k*lda + row] (A^T stored K x M).
 template <class T>
-void pack_narrow_a(const T* A, int64_t lda, int64_t M, int64_t K, T* Ap) {
+void pack_narrow_a(const T* A, int64_t lda, int64_t M, int64_t K, T* Ap, bool trans = false) {
   constexpr int64_t MR = NarrowTile<T>::MR;
   for (int64_t b = 0; b * MR < M; ++b)
     for (int64_t k = 0; k < K; ++k)
       for (int64_t i = 0; i < MR; ++i) {
         const int64_t row = b * MR + i;
-        Ap[(b * K + k) * MR + i] = row < M ? A[row * lda + k] : T(0);
+        Ap[(b * K + k) * MR + i] = row >= M ? T(0) : trans ? A[k * lda + row] : A[row * lda + k];
       }
 }
 

@@ -429,6 +429,7 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
 
 // Path 3a backward: per image, gy[n] (O x P, NCHW as it is) is already the GEMM operand.
 //   grad input   dcol[g] (K x P) = w[g]^T (K x Og) * gy[n][g] (Og x P), then col2im -> gx[n]
+//                (stride 2 and other convs that are not a transposed stride-1 forward)
 //   grad weight  partial_t[g] (Og x K) += gy[n][g] (Og x P) * col[g]^T (P x K)
 // Each thread sums the weight gradient of its images into its own partial; the partials are
 // added in thread order at the end (deterministic for a given thread count).
@@ -448,6 +449,13 @@ void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, cons
   const std::vector<int64_t> off = implicit_gw ? implicit_offsets(p, s) : std::vector<int64_t>();
   T* partials = gw ? conv_workspace<T>(2, threads * wsize) : nullptr;
   if (gw) std::fill(partials, partials + threads * wsize, T(0));
+  // grad input: dcol[g] (K x P) = w[g]^T (K x Og) * gy[n][g] through gemm_narrow, w[g]^T
+  // packed once (slot 4), gy[n] read in place
+  const int64_t wtpack = gx ? kernels::narrow_a_size<T>(p.K, p.Og) : 0;
+  T* wtp = gx ? conv_workspace<T>(4, p.G * wtpack) : nullptr;
+  for (int64_t g = 0; gx && g < p.G; ++g)
+    kernels::pack_narrow_a(w + g * p.Og * p.K, p.K, p.K, p.Og, wtp + g * wtpack, true);
+  const std::vector<int64_t> gy_off = kernels::row_offsets(gx ? p.Og : 0, p.P);
 #pragma omp parallel
   {
     T* mine = gw ? partials + omp_get_thread_num() * wsize : nullptr;
@@ -482,8 +490,8 @@ void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, cons
       }
       if (gx) {
         for (int64_t g = 0; g < p.G; ++g)
-          kernels::gemm<T>(true, false, p.K, p.P, p.Og, T(1), w + g * p.Og * p.K, p.K,
-                           gyn + g * p.Og * p.P, p.P, T(0), col + g * p.K * p.P, p.P);
+          kernels::gemm_narrow<T>(p.K, p.P, p.Og, wtp + g * wtpack, gyn + g * p.Og * p.P,
+                                  gy_off.data(), nullptr, col + g * p.K * p.P, p.P);
         kernels::col2im(col, p.P, p.geo, gx + n * p.C * p.H * p.W);
       }
     }
