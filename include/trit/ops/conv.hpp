@@ -185,8 +185,9 @@ const T* pack_weight_narrow(const Conv2dPlan& p, const T* w) {
   const int64_t og_up = wpack / p.K;
   const int64_t kblocks = (p.K + kstep - 1) / kstep, rblocks = og_up / MR;
   T* wp = conv_workspace<T>(4, p.G * wpack);
-  // one MR-row block of one K block at a time, in parallel (9 MB for 512 channels)
-#pragma omp parallel for collapse(3) schedule(static) if (p.G * kblocks * rblocks >= 8)
+  // one MR-row block of one K block at a time, in parallel for large weights (9 MB for 512
+  // channels; for small ones waking the threads costs more than the copy)
+#pragma omp parallel for collapse(3) schedule(static) if (p.G * wpack >= (1 << 20))
   for (int64_t g = 0; g < p.G; ++g)
     for (int64_t kb = 0; kb < kblocks; ++kb)
       for (int64_t rb = 0; rb < rblocks; ++rb) {
@@ -523,7 +524,7 @@ template <class T>
 void conv2d_backward_input_as_conv(const Conv2dPlan& p, const T* gy, const T* w, T* gx) {
   const int64_t KK = p.KH * p.KW;
   T* wf = conv_workspace<T>(3, p.C * p.Og * KK);
-#pragma omp parallel for collapse(2) schedule(static) if (p.C * p.Og * KK >= (1 << 16))
+#pragma omp parallel for collapse(2) schedule(static) if (p.C * p.Og * KK >= (1 << 20))
   for (int64_t g = 0; g < p.G; ++g)
     for (int64_t c = 0; c < p.Cg; ++c)
       for (int64_t o = 0; o < p.Og; ++o) {  // writes in order, reads with a stride
