@@ -198,6 +198,18 @@ const T* pack_weight_narrow(const Conv2dPlan& p, const T* w) {
   return wp;
 }
 
+// Packs every group's transposed weight w[g]^T (K x Og) for kernels::gemm_narrow into
+// workspace slot 4 (group g at g * narrow_a_size(K, Og)), the left operand of the grad input
+// dcol[g] = w[g]^T * gy[g] of the paths through col2im; returns it.
+template <class T>
+const T* pack_weight_transposed(const Conv2dPlan& p, const T* w) {
+  const int64_t wtpack = kernels::narrow_a_size<T>(p.K, p.Og);
+  T* wtp = conv_workspace<T>(4, p.G * wtpack);
+  for (int64_t g = 0; g < p.G; ++g)
+    kernels::pack_narrow_a(w + g * p.Og * p.K, p.K, p.K, p.Og, wtp + g * wtpack, true);
+  return wtp;
+}
+
 // C[Og x N] (row stride ldc) = group g's weight, packed by pack_weight_narrow at wpg, times
 // B[K x N] with row k at B + off[k] (+ bias): gemm_narrow over the blocks of K.
 template <class T>
@@ -450,12 +462,10 @@ void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, cons
   const std::vector<int64_t> off = implicit_gw ? implicit_offsets(p, s) : std::vector<int64_t>();
   T* partials = gw ? conv_workspace<T>(2, threads * wsize) : nullptr;
   if (gw) std::fill(partials, partials + threads * wsize, T(0));
-  // grad input: dcol[g] (K x P) = w[g]^T (K x Og) * gy[n][g] through gemm_narrow, w[g]^T
-  // packed once (slot 4), gy[n] read in place
-  const int64_t wtpack = gx ? kernels::narrow_a_size<T>(p.K, p.Og) : 0;
-  T* wtp = gx ? conv_workspace<T>(4, p.G * wtpack) : nullptr;
-  for (int64_t g = 0; gx && g < p.G; ++g)
-    kernels::pack_narrow_a(w + g * p.Og * p.K, p.K, p.K, p.Og, wtp + g * wtpack, true);
+  // grad input: dcol[g] (K x P) = w[g]^T (K x Og) * gy[n][g] through gemm_narrow, gy[n] read
+  // in place
+  const int64_t wtpack = kernels::narrow_a_size<T>(p.K, p.Og);
+  const T* wtp = gx ? pack_weight_transposed(p, w) : nullptr;
   const std::vector<int64_t> gy_off = kernels::row_offsets(gx ? p.Og : 0, p.P);
 #pragma omp parallel
   {
@@ -679,6 +689,8 @@ void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T
   }
   T* col = conv_workspace<T>(0, p.C * p.KH * p.KW * p.chunk * p.P);
   T* gyT = conv_workspace<T>(1, p.O * p.chunk * p.P);
+  const int64_t wtpack = kernels::narrow_a_size<T>(p.K, p.Og);
+  const T* wtp = gx ? pack_weight_transposed(p, w) : nullptr;
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
     const int64_t b = std::min(p.chunk, p.N - n0), ld = b * p.P;
     gather_chunk(p, gy, n0, b, gyT);
@@ -689,9 +701,19 @@ void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T
                       col + g * p.K * ld, ld, n0 == 0 ? T(0) : T(1), gw + g * p.Og * p.K, p.K);
     }
     if (gx) {
-      for (int64_t g = 0; g < p.G; ++g)  // dcol[g] (K x bP) = w[g]^T (K x Og) * gyT[g]
-        gemm_split<T>(false, true, false, p.K, ld, p.Og, w + g * p.Og * p.K, p.K,
-                      gyT + g * p.Og * ld, ld, T(0), col + g * p.K * ld, ld);
+      // dcol[g] (K x bP) = w[g]^T (K x Og) * gyT[g]: each thread a range of whole panels
+      constexpr int64_t NR = kernels::NarrowTile<T>::NR;
+      const std::vector<int64_t> off = kernels::row_offsets(p.Og, ld);
+      const int64_t parts = omp_get_max_threads();
+      const int64_t step = ((ld + NR - 1) / NR + parts - 1) / parts * NR;
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t g = 0; g < p.G; ++g)
+        for (int64_t part = 0; part < parts; ++part) {
+          const int64_t lo = std::min(ld, part * step), hi = std::min(ld, lo + step);
+          if (lo < hi)
+            kernels::gemm_narrow<T>(p.K, hi - lo, p.Og, wtp + g * wtpack, gyT + g * p.Og * ld + lo,
+                                    off.data(), nullptr, col + g * p.K * ld + lo, ld);
+        }
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < b; ++i)
         kernels::col2im(col + i * p.P, ld, p.geo, gx + (n0 + i) * p.C * p.H * p.W);
