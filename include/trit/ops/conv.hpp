@@ -33,8 +33,8 @@
 //   place instead of packing it again as Eigen does (on bench/ops.cpp, 1 thread: ResNet-20
 //   16 channels 93 -> 135 GFLOP/s, ResNet-18 128 channels 165 -> 230), in blocks of K of at
 //   most kNarrowPanelBytes per column panel.
-//   The weight gradient of groups-1 convs (3x3 from 16 channels on) runs neither: it reads
-//   the images channels-last (conv2d_weight_grad_channels_last), on every path.
+//   The weight gradient of groups-1 convs (3x3 from 16 channels on, 1x1) runs neither: it
+//   reads the images channels-last (conv2d_weight_grad_channels_last), on every path.
 //      The chunk's columns (kConvColumnBudget elements, 4 MB in float) stay in L3 between
 //      im2col and the GEMM; 16 MB chunks measured slower on bench/ops.cpp.
 //   TRIT_CONV_PATH=image or =chunk in the environment forces 3a or 3b (tests, benchmarks);
@@ -550,7 +550,7 @@ void conv2d_backward_input_as_conv(const Conv2dPlan& p, const T* gy, const T* w,
   conv2d_forward(q, gy, wf, static_cast<const T*>(nullptr), gx);
 }
 
-// Weight gradient on channels-last images (groups 1, not depthwise or pointwise), the
+// Weight gradient on channels-last images (groups 1, pointwise included), the
 // transposed form of the forward's product:
 //   gw[o, (c, kh, kw)] = sum over n, oh, ow of gy[n, o, oh, ow] * xh_n[oh*s + kh*d][ow*s + kw*d][c]
 // with xh_n image n channels-last and zero-padded (kernels::pad_channels_last). Row (n, oh, ow)
@@ -584,7 +584,7 @@ GwSegments gw_segments(const Conv2dPlan& p) {
 }
 template <class T>
 bool gw_channels_last_applies(const Conv2dPlan& p) {
-  if (p.depthwise || p.pointwise || p.G != 1) return false;
+  if (p.depthwise || p.G != 1) return false;
   if (const char* e = std::getenv("TRIT_CONV_PATH")) return std::string_view(e) == "last";
   const GwSegments g = gw_segments<T>(p);
   return g.Np * 3 <= g.width * 4;
