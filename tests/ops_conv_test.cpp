@@ -254,6 +254,7 @@ TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 
       {{2, 512, 4, 4}, {9, 512, 3, 3}, {1, 1, 1, 1}},
       {{2, 512, 3, 3}, {300, 512, 3, 3}, {1, 1, 1, 1}},  // a >= 5 MB gradient: split by rows
       {{3, 24, 5, 7}, {11, 24, 1, 1}, {1, 0, 1, 1}},     // pointwise: grad input as a forward
+      {{1, 32, 6, 5}, {20, 32, 3, 3}, {1, 1, 1, 1}},     // one image: split by rows
   };
   const int threads_before = trit::get_num_threads();
   const char* path_before = std::getenv("TRIT_CONV_PATH");  // the paths chosen by shape

@@ -564,13 +564,13 @@ void conv2d_backward_input_as_conv(const Conv2dPlan& p, const T* gy, const T* w,
 // segment is computed in whole SIMD vectors (the extra columns read the next pixel's values
 // and are dropped), so the path is taken where that waste is at most 1/3 (every 3x3 kernel
 // from 16 channels on). The result gwt[O, S*Np] (segment-major) is permuted into gw at the end.
-// Threads: with few output channels, each thread takes a range of images and sums into its
-// own gwt (added in thread order at the end: small, O*K); with many (at least 4 blocks of MR
-// rows per thread), each takes a range of rows over all images and no partials are needed
-// (for 512 channels a partial would be 9 MB). Chunks of images hold about 512 KB of packed gy
-// per thread (at most 2048 pixels), so A stays in L2 while the panels of B stream past it.
+// Threads: each takes a range of images and sums into its own gwt (added in thread order at
+// the end: O*K values), unless a gwt would exceed 4 MB (512 channels: 9 MB) or there are
+// fewer images than threads; then each takes a range of output rows over all images.
+// Chunks of images hold about 512 KB of packed gy per thread (at most 2048 pixels), so A
+// stays in L2 while the panels of B stream past it.
 struct GwSegments {
-  int64_t S, width, Np;  // S segments of `width` columns, each computed Np wide (whole panels)
+  int64_t S, width, Np;  // S segments of `width` columns, each computed Np wide (whole vectors)
 };
 template <class T>
 GwSegments gw_segments(const Conv2dPlan& p) {
@@ -597,7 +597,8 @@ void conv2d_weight_grad_channels_last(const Conv2dPlan& p, const T* gy, const T*
   const int64_t Hp = p.H + 2 * p.geo.padding, Wp = p.W + 2 * p.geo.padding, img = Hp * Wp * C;
   const int64_t threads = omp_get_max_threads(), blocks = (p.O + MR - 1) / MR;
   const int64_t ldc = sg.S * sg.Np, bufsize = p.O * ldc;
-  const bool by_rows = threads > 1 && bufsize * int64_t(sizeof(T)) > (int64_t(4) << 20);
+  const bool by_rows =
+      threads > 1 && (bufsize * int64_t(sizeof(T)) > (int64_t(4) << 20) || p.N < threads);
   const int64_t nbuf = by_rows ? 1 : threads;
   T* acc = conv_workspace<T>(2, nbuf * bufsize);
   std::fill(acc, acc + nbuf * bufsize, T(0));
