@@ -164,6 +164,30 @@ TEST_CASE("im2col and col2im are adjoint") {
   }
 }
 
+TEST_CASE("pad_channels_last puts each pixel's channels together inside a zero frame") {
+  // channel counts and widths around the 8x8 register blocks of its transpose
+  for (int64_t C : {1, 7, 8, 9, 17, 24})
+    for (int64_t W : {3, 8, 13, 16})
+      for (int64_t pad : {0, 1, 2}) {
+        const int64_t H = 5, Hp = H + 2 * pad, Wp = W + 2 * pad;
+        std::vector<float> x(size_t(C * H * W));
+        for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 97) - 40.5f;
+        std::vector<float> xh(size_t(Hp * Wp * C), -1.0f);
+        trit::kernels::ConvGeometry g{C, H, W, 3, 3, 1, pad, 1};
+        trit::kernels::pad_channels_last(x.data(), g, xh.data());
+        int64_t wrong = 0;
+        for (int64_t hp = 0; hp < Hp; ++hp)
+          for (int64_t wp = 0; wp < Wp; ++wp)
+            for (int64_t c = 0; c < C; ++c) {
+              const int64_t h = hp - pad, w = wp - pad;
+              const float want =
+                  h >= 0 && h < H && w >= 0 && w < W ? x[size_t((c * H + h) * W + w)] : 0.0f;
+              wrong += xh[size_t((hp * Wp + wp) * C + c)] != want;
+            }
+        CHECK_MESSAGE(wrong == 0, "C ", C, " W ", W, " padding ", pad);
+      }
+}
+
 TEST_CASE("conv2d rejects bad shapes naming the op and the shapes") {
   auto x = Tensor<float>::zeros({2, 4, 5, 5});
   auto check_error = [](auto&& f, const std::string& needle) {

@@ -21,6 +21,8 @@
 // parallelise over images).
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 namespace trit::kernels {
 
@@ -136,6 +138,59 @@ void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, int
   }
 }
 
+namespace detail {
+
+// dst[j * ld_dst + i] = src[i * ld_src + j] for i < 8, j < 8: one 8x8 float block transposed
+// in registers (three rounds of shuffles on GCC vector types, which compile to AVX shuffles
+// with -march=native and to pairs of SSE shuffles without).
+inline void transpose_8x8(const float* src, int64_t ld_src, float* dst, int64_t ld_dst) {
+  using V = float __attribute__((vector_size(32)));
+  using I = int __attribute__((vector_size(32)));
+  V r[8], t[8];
+  for (int i = 0; i < 8; ++i) std::memcpy(&r[i], src + i * ld_src, sizeof(V));
+  // round 1: interleave row pairs within 128-bit halves (unpacklo / unpackhi)
+  const I lo{0, 8, 1, 9, 4, 12, 5, 13}, hi{2, 10, 3, 11, 6, 14, 7, 15};
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+    t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+  }
+  // round 2: pairs of pairs (shuffle_ps 1,0,1,0 and 3,2,3,2)
+  const I even{0, 1, 8, 9, 4, 5, 12, 13}, odd{2, 3, 10, 11, 6, 7, 14, 15};
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = __builtin_shuffle(t[i], t[i + 2], even);
+    r[i + 1] = __builtin_shuffle(t[i], t[i + 2], odd);
+    r[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], even);
+    r[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], odd);
+  }
+  // round 3: the 128-bit halves of rows i and i + 4 (permute2f128 0x20 / 0x31)
+  const I low_halves{0, 1, 2, 3, 8, 9, 10, 11}, high_halves{4, 5, 6, 7, 12, 13, 14, 15};
+  for (int i = 0; i < 4; ++i) {
+    t[i] = __builtin_shuffle(r[i], r[i + 4], low_halves);
+    t[i + 4] = __builtin_shuffle(r[i], r[i + 4], high_halves);
+  }
+  for (int j = 0; j < 8; ++j) std::memcpy(dst + j * ld_dst, &t[j], sizeof(V));
+}
+
+// dst[j * ld_dst + i] = src[i * ld_src + j] for i < rows, j < cols (a strided transpose): 8x8
+// register blocks for float, plain loops for the edges and for other types.
+template <class T>
+void transpose(const T* src, int64_t ld_src, int64_t rows, int64_t cols, T* dst, int64_t ld_dst) {
+  int64_t i0 = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; i0 + 8 <= rows; i0 += 8) {
+      int64_t j = 0;
+      for (; j + 8 <= cols; j += 8)
+        transpose_8x8(src + i0 * ld_src + j, ld_src, dst + j * ld_dst + i0, ld_dst);
+      for (; j < cols; ++j)
+        for (int64_t i = i0; i < i0 + 8; ++i) dst[j * ld_dst + i] = src[i * ld_src + j];
+    }
+  }
+  for (int64_t i = i0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) dst[j * ld_dst + i] = src[i * ld_src + j];
+}
+
+}  // namespace detail
+
 // x[C, H, W] -> xh[Hp, Wp, C], Hp = H + 2*padding, Wp = W + 2*padding: the image channels-last
 // inside a frame of `padding` zeros, xh[(hp*Wp + wp)*C + c] = x[c][hp - padding][wp - padding].
 // It is the transposed column matrix without the copies: row (oh, ow) of col^T, the C*KH*KW
@@ -149,11 +204,8 @@ void pad_channels_last(const T* __restrict x, const ConvGeometry& g, T* __restri
   for (int64_t h = 0; h < g.H; ++h) {
     T* row = xh + (p + h) * Wp * C;
     std::fill(row, row + p * C, T(0));
-    for (int64_t c = 0; c < C; ++c) {  // a transpose of the [C, W] slice, in L1
-      const T* src = x + (c * g.H + h) * g.W;
-      T* dst = row + p * C + c;
-      for (int64_t w = 0; w < g.W; ++w) dst[w * C] = src[w];
-    }
+    // the [C, W] slice of image row h (rows H*W apart) transposed into [W, C]
+    detail::transpose(x + h * g.W, g.H * g.W, C, g.W, row + p * C, C);
     std::fill(row + (p + g.W) * C, row + Wp * C, T(0));
   }
   std::fill(xh + (p + g.H) * Wp * C, xh + Hp * Wp * C, T(0));  // the bottom frame
