@@ -20,9 +20,10 @@
 //   out = act(y + residual)
 //
 // which equals relu(batch_norm(x) + residual) computed op by op, value for value, and saves
-// the separate add and activation passes forward and backward. The backward pass takes the
-// activation's mask from the output (0 < out, and out < 6 for ReLU6: PyTorch's gradients at
-// the kinks), so nothing extra is kept for it.
+// the separate add and activation passes forward and backward. The backward pass passes the
+// gradient where the activation's input v was inside (0, 6) for ReLU6 and above 0 for ReLU
+// (PyTorch's gradients at the kinks), reading v off the output when there is a residual and
+// recomputing it from x (as the forward did) when there is none, so nothing extra is kept.
 //
 // Training loops run per channel (in parallel over C) over the N contiguous H*W planes of that
 // channel, so the channel's data stays in L2 across the statistics and output passes, in one
@@ -181,22 +182,25 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   return record(
       op, y, std::move(inputs),
       [x_ = x.detach(), w_ = weight.defined() ? weight.detach() : Tensor<T>(),
-       has_b = bias.defined(), has_r = residual.defined(), y_ = clamp ? y.detach() : Tensor<T>(),
-       cap, mean = std::move(mean), invstd = std::move(invstd), training, need_x, need_w,
-       need_b, need_r, N, C, hw, M](const Tensor<T>& gy) {
+       has_b = bias.defined(), has_r = residual.defined(), clamp, cap,
+       y_ = clamp && residual.defined() ? y.detach() : Tensor<T>(), scale = std::move(scale),
+       shift = std::move(shift), mean = std::move(mean), invstd = std::move(invstd), training,
+       need_x, need_w, need_b, need_r, N, C, hw, M](const Tensor<T>& gy) {
         // g: the gradient at the normalisation's output. With an activation that is gy where
         // the activation passed its input (0 < out < cap) and 0 elsewhere; it is also the
-        // residual's gradient.
+        // residual's gradient. Without a residual the activation's input is recomputed from
+        // x as the forward computed it (x * scale + shift, the same float operations), which
+        // reads one array less than the output would.
         Tensor<T> gx = need_x ? Tensor<T>::empty(x_.shape()) : Tensor<T>();
         // (when only x needs it, g is computed in gx's memory: gx's pass reads each element
         // of g just before it overwrites it)
         Tensor<T> g_masked;
-        if (y_.defined()) g_masked = need_x && !need_r ? gx : Tensor<T>::empty(gy.shape());
+        if (clamp) g_masked = need_x && !need_r ? gx : Tensor<T>::empty(gy.shape());
         Tensor<T> gw = need_w ? Tensor<T>::empty({C}) : Tensor<T>();
         Tensor<T> gb = need_b ? Tensor<T>::empty({C}) : Tensor<T>();
         const T* xd = x_.data();
         const T* gyd = gy.data();
-        const T* g = y_.defined() ? g_masked.data() : gyd;
+        const T* g = clamp ? g_masked.data() : gyd;
 #pragma omp parallel for schedule(static)
         for (int64_t c = 0; c < C; ++c) {
           const T mu = mean[c], is = invstd[c];
@@ -210,12 +214,22 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
               detail::prefetch_plane(gyd + next, hw);
               if (y_.defined()) detail::prefetch_plane(y_.data() + next, hw);
             }
-            if (y_.defined()) {  // g = gy masked by the activation, while the plane is in cache
-              const T* __restrict yp = y_.data() + at;
+            if (clamp) {  // g = gy masked by the activation, while the plane is in cache
               const T* __restrict gyp = gyd + at;
               T* __restrict gm = g_masked.data() + at;
-              const T hi = cap;  // a local, so the loop vectorises (no reload through `this`)
-              for (int64_t i = 0; i < hw; ++i) gm[i] = (yp[i] > T(0)) & (yp[i] < hi) ? gyp[i] : T(0);
+              const T hi = cap;  // locals, so the loops vectorise (no reloads through `this`)
+              if (y_.defined()) {
+                const T* __restrict yp = y_.data() + at;
+                for (int64_t i = 0; i < hw; ++i)
+                  gm[i] = (yp[i] > T(0)) & (yp[i] < hi) ? gyp[i] : T(0);
+              } else {
+                const T* __restrict xp = xd + at;
+                const T a = scale[c], b = shift[c];
+                for (int64_t i = 0; i < hw; ++i) {
+                  const T v = xp[i] * a + b;
+                  gm[i] = (v > T(0)) & (v < hi) ? gyp[i] : T(0);
+                }
+              }
             }
             const ConstPlane xp(xd + at, hw), gp(g + at, hw);
             sum_g += double(gp.sum());
