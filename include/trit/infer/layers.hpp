@@ -329,20 +329,13 @@ struct ConvLayer {
       run_image = [&, Hp, Wq, Pq, xs_size, offset](int64_t n, bool threads) {
         const float* src = x.data() + n * in_image;
         float* xs = workspace(0, xs_size);
-        for (int64_t c = 0; c < C; ++c) {
-          // channel c's zero-bordered plane, rows of Wq floats
-          float* plane = xs + c * Hp * Wq;
-          std::fill(plane, plane + padding * Wq, 0.0f);  // top border
-          for (int64_t h = 0; h < g.H; ++h) {
-            const float* in = src + (c * g.H + h) * g.W;
-            float* row = plane + (h + padding) * Wq;
-            for (int64_t w = 0; w < padding; ++w) row[w] = 0.0f;
-            for (int64_t w = 0; w < g.W; ++w) row[padding + w] = in[w];
-            for (int64_t w = padding + g.W; w < Wq; ++w) row[w] = 0.0f;
-          }
-          std::fill(plane + (g.H + padding) * Wq, plane + Hp * Wq, 0.0f);  // bottom border
-        }
-        std::fill(xs + C * Hp * Wq, xs + xs_size, 0.0f);
+        // zeros everywhere (one fill), then each image row into its place: channel c's plane
+        // has rows of Wq floats, row h at row h + padding, column w at w + padding
+        std::fill(xs, xs + xs_size, 0.0f);
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t h = 0; h < g.H; ++h)
+            kernels::copy_floats(xs + (c * Hp + h + padding) * Wq + padding,
+                                 src + (c * g.H + h) * g.W, g.W);
         kernels::Epilogue e = epilogue(n);
         e.row_width = Wq, e.out_width = OW;
         weight.apply_compressed(xs, offset, Pq, y.data() + n * out_image, P, e, threads);

@@ -35,6 +35,21 @@
 
 namespace trit::kernels {
 
+// dst[i] = src[i] for i < n: a short copy (an image row of tens of floats) in 16-float
+// vectors, the tail in one masked vector with AVX-512, without a library call per row.
+inline void copy_floats(float* __restrict dst, const float* __restrict src, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+  if (i < n) {
+    const __mmask16 tail = __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(dst + i, tail, _mm512_maskz_loadu_ps(tail, src + i));
+  }
+#else
+  for (; i < n; ++i) dst[i] = src[i];
+#endif
+}
+
 // W[O, K] as per-row signed terms (see the header comment). Column indices are 16-bit, so
 // K <= 65536: 2 bytes per non-zero weight, nothing per zero.
 struct SignedTerms {
