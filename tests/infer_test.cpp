@@ -157,7 +157,13 @@ TEST_CASE("ternary and power-of-two conv equal the dense conv (stride, padding, 
   for (Case c : {Case{1, 3, 8, 9, 9, 3, 1, 1}, Case{3, 5, 7, 11, 10, 3, 2, 1},
                  Case{1, 4, 6, 14, 14, 3, 1, 1}, Case{3, 30, 9, 26, 26, 3, 1, 1},
                  Case{2, 4, 16, 12, 12, 1, 1, 0}, Case{4, 6, 5, 7, 9, 5, 1, 2},
-                 Case{1, 2, 3, 17, 17, 3, 2, 0}}) {
+                 Case{1, 2, 3, 17, 17, 3, 2, 0},
+                 // strided convs on the phases of the zero-bordered image: even and odd sizes,
+                 // padding 0 / 1 / 2, 1x1 projections, 5x5, stride 3, 7x7-class outputs
+                 Case{1, 16, 32, 28, 28, 3, 2, 1}, Case{1, 32, 64, 14, 14, 3, 2, 1},
+                 Case{1, 16, 32, 28, 28, 1, 2, 0}, Case{2, 5, 6, 13, 11, 1, 2, 0},
+                 Case{1, 3, 5, 15, 12, 5, 2, 2}, Case{1, 4, 6, 16, 19, 3, 3, 1},
+                 Case{1, 3, 4, 9, 10, 2, 2, 0}, Case{3, 6, 8, 30, 30, 3, 2, 1}}) {
     for (auto enc : {quant::Encoding::ternary, quant::Encoding::power_of_two}) {
       const int encoding = int(enc);
       CAPTURE(c.C);
@@ -188,11 +194,12 @@ TEST_CASE("ternary and power-of-two conv equal the dense conv (stride, padding, 
 TEST_CASE("grouped and depthwise ternary / power-of-two convs equal the dense conv, ReLU6") {
   Generator gen(6);
   struct Case { int64_t N, C, O, G, H, k, stride, padding; };
-  // depthwise (G = C = O) at stride 1 (shifted copies) and 2 (im2col), tiles and tails;
+  // depthwise (G = C = O) at stride 1 and 2 (zero-bordered image, its phases), tiles and tails;
   // grouped 3x3 and 1x1 convs; a batch over threads.
   for (Case c : {Case{1, 8, 8, 8, 9, 3, 1, 1}, Case{1, 12, 12, 12, 16, 3, 2, 1},
                  Case{3, 6, 6, 6, 32, 3, 1, 1}, Case{2, 8, 12, 4, 10, 3, 1, 1},
-                 Case{1, 6, 4, 2, 7, 1, 1, 0}, Case{2, 4, 4, 4, 5, 3, 2, 1}}) {
+                 Case{1, 6, 4, 2, 7, 1, 1, 0}, Case{2, 4, 4, 4, 5, 3, 2, 1},
+                 Case{1, 8, 8, 8, 15, 3, 2, 0}, Case{1, 8, 16, 4, 11, 1, 2, 0}}) {
     for (auto enc : {quant::Encoding::ternary, quant::Encoding::power_of_two}) {
       CAPTURE(c.C);
       CAPTURE(c.G);

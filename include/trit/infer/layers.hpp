@@ -9,8 +9,8 @@
 //
 // A conv runs image by image. The dense form multiplies kernels::im2col's column matrix
 // col[C*KH*KW, OH*OW] (a 1x1 stride-1 unpadded conv reads x[n] itself); the compressed form
-// does too for strided convs, and for stride 1 reads shifted views of the zero-bordered
-// image instead of the KH*KW copies of im2col (see forward). With at least as many images as threads the
+// reads shifted views of the zero-bordered image (split into stride x stride phases when
+// strided) instead of the KH*KW copies of im2col (see forward). With at least as many images as threads the
 // images are split over threads, each with its own column buffer; with fewer (batch 1) the
 // rows of W are split over threads (compressed) or Eigen's GEMM threads (dense).
 #include <algorithm>
@@ -300,42 +300,81 @@ struct ConvLayer {
       return y;
     }
     std::function<void(int64_t, bool)> run_image;
-    // Rows of the zero-bordered image: the padded width rounded up to 16 floats (aligned loads),
-    // unless that wastes more than a quarter of the work on junk columns (7x7 images).
-    const int64_t Hp = g.H + 2 * padding, Wp = g.W + 2 * padding, Wp16 = (Wp + 15) / 16 * 16;
-    const int64_t Wq = 4 * OW >= 3 * Wp16 ? Wp16 : Wp;
-    if (weight.is_compressed() && stride == 1 && OH * Wq >= 4) {
-      // The zero-bordered image instead of im2col (one copy of the image, not KH*KW):
-      //   xs[c, hp, wp] = x[n, c, hp - padding, wp - padding]   (0 outside), hp < Hp, wp < Wq,
-      // rows of Wq floats. The product is computed over OH*Wq columns (those with ow >= OW
-      // are junk), where tap (c, kh, kw) is the flat view starting at xs[c, kh, kw]: column
-      // oh*Wq + ow of that view is xs[c, oh + kh, ow + kw] for every valid ow (ow + kw <= Wp - 1
-      // < Wq); junk columns read into the next row, finite values whose results are dropped.
-      // The epilogue's padded-row mapping (kernels::Epilogue::row_width) drops the junk columns
-      // and writes y directly, with bias, residual and activation. (Taps with kw > 0 are
-      // unaligned loads; KW shifted, aligned copies of the image measured ~4% slower on a
-      // batch-1 ResNet-20: building them costs more than the split loads.)
-      const int64_t Pq = OH * Wq, xs_size = C * Hp * Wq + 64 + KW;  // + the last tile's overrun
-      // Row (c, kh, kw) of the virtual column matrix starts at xs[c, kh, kw].
+    // The zero-bordered image, split into stride x stride phases (one phase at stride 1):
+    //   xs[a, b, c, i, j] = x[n, c, s*i + a - padding, s*j + b - padding]   (0 outside)
+    // for phase rows a < SA = min(s, KH), columns b < SB = min(s, KW), i < Hq, j < Wq, rows of
+    // Wq floats. Output pixel (oh, ow) with tap (c, kh, kw) reads the padded image at
+    // (s*oh + kh, s*ow + kw) = phase (kh % s, kw % s) at (oh + kh / s, ow + kw / s), so every
+    // tap is a flat view of a phase starting at (c, kh / s, kw / s), as for a stride-1 conv,
+    // with no im2col. The product is computed over OH*Wq columns (those with ow >= OW are
+    // junk): column oh*Wq + ow of a tap's view is the wanted value for every valid ow
+    // (ow + kw / s <= OW - 1 + (KW - 1) / s < Wq, or at stride 1 past the row into the next
+    // row's left padding, see need_w); junk columns read into the next row, finite values
+    // whose results are dropped. The epilogue's padded-row mapping
+    // (kernels::Epilogue::row_width) drops the junk columns and writes y directly, with bias,
+    // residual and activation. (Taps with kw / s > 0 are unaligned loads; KW shifted, aligned
+    // copies of the image measured ~4% slower on a batch-1 ResNet-20: building them costs more
+    // than the split loads.)
+    // Wq: the width the taps need, rounded up to 16 floats (aligned loads) unless that wastes
+    // more than a quarter of the work on junk columns (7x7 images).
+    const int64_t s = stride, SA = std::min(s, KH), SB = std::min(s, KW);
+    // At stride 1 a row's right padding can be the next row's left padding (a tap reading past
+    // its row lands on the next row's first `padding` columns, zeros), so rows of W + padding
+    // suffice (7x7 images: 56 columns, not 63).
+    const int64_t Hq = OH + (KH - 1) / s,
+                  need_w = s == 1 ? std::max(OW, g.W + padding) : OW + (KW - 1) / s;
+    const int64_t Wq16 = (need_w + 15) / 16 * 16, Wq = 4 * OW >= 3 * Wq16 ? Wq16 : need_w;
+    if (weight.is_compressed() && OH * Wq >= 4) {
+      const int64_t plane = Hq * Wq, Pq = OH * Wq;
+      const int64_t xs_size = SA * SB * C * plane + 64 + KW;  // + the last tile's overrun
+      // Row (c, kh, kw) of the virtual column matrix starts at xs[kh % s, kw % s, c, kh / s, kw / s].
       std::shared_ptr<const std::vector<int32_t>> keep;
       const int32_t* offset = offsets(g, Pq, [&] {
+        check(xs_size < (int64_t(1) << 31), "infer::ConvLayer", "zero-bordered image of ",
+              xs_size, " floats is too large for 32-bit offsets");
         std::vector<int32_t> rows(static_cast<size_t>(K));
         for (int64_t c = 0; c < C; ++c)
           for (int64_t kh = 0; kh < KH; ++kh)
             for (int64_t kw = 0; kw < KW; ++kw)
-              rows[size_t((c * KH + kh) * KW + kw)] = int32_t((c * Hp + kh) * Wq + kw);
+              rows[size_t((c * KH + kh) * KW + kw)] =
+                  int32_t((((kh % s) * SB + kw % s) * C + c) * plane + (kh / s) * Wq + kw / s);
         return rows;
       }, keep);
-      run_image = [&, Hp, Wq, Pq, xs_size, offset](int64_t n, bool threads) {
+      run_image = [&, SA, SB, Hq, Wq, plane, Pq, xs_size, offset](int64_t n, bool threads) {
         const float* src = x.data() + n * in_image;
-        float* xs = workspace(0, xs_size);
-        // zeros everywhere (one fill), then each image row into its place: channel c's plane
-        // has rows of Wq floats, row h at row h + padding, column w at w + padding
-        std::fill(xs, xs + xs_size, 0.0f);
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t h = 0; h < g.H; ++h)
-            kernels::copy_floats(xs + (c * Hp + h + padding) * Wq + padding,
-                                 src + (c * g.H + h) * g.W, g.W);
+        float* xs = workspace(0, xs_size + 16);  // + copy_bordered_row's overrun
+        if (s == 1) {
+          // every row written once, in order: image row h at row h + padding, column w at
+          // w + padding, zeros around it (the padding rows, columns and the tail)
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t i = 0; i < Hq; ++i) {
+              float* dst = xs + (c * Hq + i) * Wq;
+              const int64_t h = i - padding;
+              if (h >= 0 && h < g.H)
+                kernels::copy_bordered_row(dst, Wq, src + (c * g.H + h) * g.W, g.W, padding);
+              else
+                std::fill(dst, dst + Wq, 0.0f);
+            }
+          std::fill(xs + C * plane, xs + xs_size, 0.0f);
+        } else {
+          std::fill(xs, xs + xs_size, 0.0f);  // zeros everywhere (one fill), then the phases
+          // phase (a, b), row i: image row h = s*i + a - padding, columns w = s*j + b - padding
+          // for the j with 0 <= w < W
+          for (int64_t a = 0; a < SA; ++a)
+            for (int64_t b = 0; b < SB; ++b) {
+              const int64_t j0 = b >= padding ? 0 : (padding - b + s - 1) / s;
+              const int64_t last = g.W - 1 + padding - b;  // s*j <= last
+              const int64_t j1 = last < 0 ? 0 : std::min(Wq, last / s + 1);
+              for (int64_t c = 0; c < C; ++c)
+                for (int64_t i = 0; i < Hq; ++i) {
+                  const int64_t h = s * i + a - padding;
+                  if (h < 0 || h >= g.H) continue;
+                  float* dst = xs + ((a * SB + b) * C + c) * plane + i * Wq;
+                  const float* row = src + (c * g.H + h) * g.W;
+                  for (int64_t j = j0; j < j1; ++j) dst[j] = row[s * j + b - padding];
+                }
+            }
+        }
         kernels::Epilogue e = epilogue(n);
         e.row_width = Wq, e.out_width = OW;
         weight.apply_compressed(xs, offset, Pq, y.data() + n * out_image, P, e, threads);

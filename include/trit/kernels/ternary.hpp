@@ -35,18 +35,25 @@
 
 namespace trit::kernels {
 
-// dst[i] = src[i] for i < n: a short copy (an image row of tens of floats) in 16-float
-// vectors, the tail in one masked vector with AVX-512, without a library call per row.
-inline void copy_floats(float* __restrict dst, const float* __restrict src, int64_t n) {
-  int64_t i = 0;
+// One row of a zero-bordered image: dst[j] = src[j - before] for before <= j < before + n,
+// 0 for the other j < width, written in whole 16-float vectors (masked loads, plain stores)
+// with AVX-512, so it may write zeros up to dst[round_up(width, 16) - 1]: the caller owns
+// that room (and writes rows in increasing order, so the overrun into the next row is
+// rewritten). Masked-off lanes do not read src (no fault outside it).
+inline void copy_bordered_row(float* __restrict dst, int64_t width, const float* __restrict src,
+                              int64_t n, int64_t before) {
 #if defined(__AVX512F__)
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-  if (i < n) {
-    const __mmask16 tail = __mmask16((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(dst + i, tail, _mm512_maskz_loadu_ps(tail, src + i));
+  for (int64_t j = 0; j < width; j += 16) {
+    // lanes l with 0 <= j + l - before < n read src[j + l - before]
+    const int64_t lo = std::max<int64_t>(0, before - j), hi = std::min<int64_t>(16, before + n - j);
+    __mmask16 mask = 0;
+    if (hi > lo) mask = __mmask16(((1u << (hi - lo)) - 1) << lo);
+    const float* at = src + (j - before);  // lanes before lo are masked off
+    _mm512_storeu_ps(dst + j, _mm512_maskz_loadu_ps(mask, at));
   }
 #else
-  for (; i < n; ++i) dst[i] = src[i];
+  for (int64_t j = 0; j < width; ++j)
+    dst[j] = j >= before && j < before + n ? src[j - before] : 0.0f;
 #endif
 }
 
@@ -222,49 +229,61 @@ inline void store_tile(const f32x16 (&total)[V], float* out_row, const float* re
   }
 }
 
-// Row o over the V*16 columns of one tile starting at column p0 (col points at column p0;
-// out_row at the row's column 0). Only the first `valid` columns are stored (a tail tile;
-// its other columns are read from col but their results dropped). Non-zero i of W reads the
-// row of col at offset[i] (see nonzero_offsets).
-template <int V>
+// Row o over the 16*V + 8*H columns of one tile starting at column p0 (col points at column
+// p0; out_row at the row's column 0): V vectors of 16 floats, and with H = 1 one more of 8 (a
+// tail of 49..56 columns, the 7x7 images of a ResNet: half a vector's loads and adds less than
+// a fourth whole one). Only the first `valid` columns are stored (a tail tile; its other
+// columns are read from col but their results dropped). Non-zero i of W reads the row of col
+// at offset[i] (see nonzero_offsets).
+template <int V, int H = 0>
 inline void signed_terms_tile(const SignedTerms& w, int64_t o, const float* col,
                               const int32_t* offset, float* out_row, const Epilogue& e,
                               int64_t p0, int64_t valid) {
-  f32x16 total[V];
+  typedef float f32x8 __attribute__((vector_size(32)));
+  f32x16 total[V + H];
   const float b = e.bias ? e.bias[o] : 0.0f;
-  for (int v = 0; v < V; ++v) total[v] = f32x16{} + b;
+  for (int v = 0; v < V + H; ++v) total[v] = f32x16{} + b;
   constexpr int U = 8 / V;  // independent partial sums: 8 vector chains hide the add latency
   for (uint32_t t = w.row_terms[o]; t < w.row_terms[o + 1]; ++t) {
     f32x16 s[U][V];
-    for (int u = 0; u < U; ++u)
+    f32x8 half[U];  // the 8-float vector (H = 1)
+    for (int u = 0; u < U; ++u) {
       for (int v = 0; v < V; ++v) s[u][v] = f32x16{};
+      half[u] = f32x8{};
+    }
+    // s[u] += sign * the tile's columns of the row at col + offset[i]
+    auto add = [&](int u, uint32_t i, float sign) __attribute__((always_inline)) {
+      const float* r = col + offset[i];
+      for (int v = 0; v < V; ++v) {
+        if (sign > 0) s[u][v] += load16(r + 16 * v);
+        else s[u][v] -= load16(r + 16 * v);
+      }
+      if (H) {
+        f32x8 x;
+        std::memcpy(&x, r + 16 * V, sizeof x);
+        if (sign > 0) half[u] += x;
+        else half[u] -= x;
+      }
+    };
     uint32_t i = w.first[t];
     const uint32_t mid = w.split[t], end = w.first[t + 1];
     for (; i + U <= mid; i += U)  // + m, U columns at a time
-      for (int u = 0; u < U; ++u) {
-        const float* r = col + offset[i + u];
-        for (int v = 0; v < V; ++v) s[u][v] += load16(r + 16 * v);
-      }
-    for (; i < mid; ++i) {
-      const float* r = col + offset[i];
-      for (int v = 0; v < V; ++v) s[0][v] += load16(r + 16 * v);
-    }
+      for (int u = 0; u < U; ++u) add(u, i + u, 1.0f);
+    for (; i < mid; ++i) add(0, i, 1.0f);
     for (; i + U <= end; i += U)  // - m
-      for (int u = 0; u < U; ++u) {
-        const float* r = col + offset[i + u];
-        for (int v = 0; v < V; ++v) s[u][v] -= load16(r + 16 * v);
-      }
-    for (; i < end; ++i) {
-      const float* r = col + offset[i];
-      for (int v = 0; v < V; ++v) s[0][v] -= load16(r + 16 * v);
-    }
-    for (int u = 1; u < U; ++u)
+      for (int u = 0; u < U; ++u) add(u, i + u, -1.0f);
+    for (; i < end; ++i) add(0, i, -1.0f);
+    for (int u = 1; u < U; ++u) {
       for (int v = 0; v < V; ++v) s[0][v] += s[u][v];
+      half[0] += half[u];
+    }
     const float m = w.magnitude[t];
     for (int v = 0; v < V; ++v) total[v] += m * s[0][v];
+    if (H)
+      for (int l = 0; l < 8; ++l) total[V + H - 1][l] += m * half[0][l];
   }
-  store_tile<V>(total, out_row, e.residual ? e.residual + o * e.ld_residual : nullptr, e, p0,
-                valid);
+  store_tile<V + H>(total, out_row, e.residual ? e.residual + o * e.ld_residual : nullptr, e,
+                    p0, valid);
 }
 
 // Row o, one column (a linear layer on a batch of a few images).
@@ -345,9 +364,15 @@ inline void signed_terms_gemm(const SignedTerms& w, int64_t o_begin, int64_t o_e
   for (; p + 64 <= P; p += 64)
     for (int64_t o = o_begin; o < o_end; ++o)
       detail::signed_terms_tile<4>(w, o, col + p, offset, out + o * ldo, e, p, 64);
-  if (P - p > 32)  // a tail of 33..63 columns: one 64-wide tile, the excess dropped
+  if (P - p > 56)  // a tail of 57..63 columns: one 64-wide tile, the excess dropped
     for (int64_t o = o_begin; o < o_end; ++o)
       detail::signed_terms_tile<4>(w, o, col + p, offset, out + o * ldo, e, p, P - p);
+  else if (P - p > 48)  // 49..56: 3 vectors and a half
+    for (int64_t o = o_begin; o < o_end; ++o)
+      detail::signed_terms_tile<3, 1>(w, o, col + p, offset, out + o * ldo, e, p, P - p);
+  else if (P - p > 32)
+    for (int64_t o = o_begin; o < o_end; ++o)
+      detail::signed_terms_tile<3>(w, o, col + p, offset, out + o * ldo, e, p, P - p);
   else if (P - p > 16)
     for (int64_t o = o_begin; o < o_end; ++o)
       detail::signed_terms_tile<2>(w, o, col + p, offset, out + o * ldo, e, p, P - p);
