@@ -210,6 +210,29 @@ inline void store_tile(const f32x16 (&total)[V], float* out_row, const float* re
     }
     return;
   }
+  if (e.row_width > 0) {
+    // Rows of any width: each run of the tile's columns inside one image row is stored with
+    // masked vectors (its first out_width - ow columns kept).
+    float tile[16 * V];
+    for (int v = 0; v < V; ++v) store16(tile + 16 * v, total[v]);
+    for (int64_t i = 0; i < valid;) {
+      const int64_t oh = (p0 + i) / e.row_width, ow = (p0 + i) % e.row_width;
+      const int64_t run = std::min(valid - i, e.row_width - ow);  // tile columns in row oh
+      const int64_t keep = std::min(run, e.out_width - ow), at = oh * e.out_width + ow;
+      for (int64_t k = 0; k < keep; k += 16) {
+        const __mmask16 mask = __mmask16((1u << std::min<int64_t>(16, keep - k)) - 1);
+        __m512 y = _mm512_maskz_loadu_ps(mask, tile + i + k);
+        if (res_row) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, res_row + at + k));
+        f32x16 a;
+        std::memcpy(&a, &y, sizeof a);
+        activate(a, e);
+        std::memcpy(&y, &a, sizeof y);
+        _mm512_mask_storeu_ps(out_row + at + k, mask, y);
+      }
+      i += run;
+    }
+    return;
+  }
 #endif
   // General case, one column at a time; (oh, ow) the pixel of column p0 + i in padded rows.
   float tile[16 * V];
