@@ -371,7 +371,10 @@ struct ConvLayer {
                   if (h < 0 || h >= g.H) continue;
                   float* dst = xs + ((a * SB + b) * C + c) * plane + i * Wq;
                   const float* row = src + (c * g.H + h) * g.W;
-                  for (int64_t j = j0; j < j1; ++j) dst[j] = row[s * j + b - padding];
+                  if (s == 2)
+                    kernels::copy_stride2_row(dst, Wq, row, g.W, b - padding);
+                  else
+                    for (int64_t j = j0; j < j1; ++j) dst[j] = row[s * j + b - padding];
                 }
             }
         }

@@ -57,6 +57,33 @@ inline void copy_bordered_row(float* __restrict dst, int64_t width, const float*
 #endif
 }
 
+// One row of a stride-2 phase of a zero-bordered image: dst[j] = src[2j + first] for j < width
+// where 0 <= 2j + first < n, else 0 (src: an image row of n floats; first may be negative).
+// AVX-512: 32 consecutive floats in two masked loads, their even lanes picked by one permute.
+inline void copy_stride2_row(float* __restrict dst, int64_t width, const float* __restrict src,
+                             int64_t n, int64_t first) {
+  int64_t j = 0;
+#if defined(__AVX512F__)
+  // lanes k of a 16-float load at src + at with 0 <= at + k < n
+  auto inside = [n](int64_t at) {
+    const int64_t lo = std::max<int64_t>(0, -at), hi = std::min<int64_t>(16, n - at);
+    return hi > lo ? __mmask16(((1u << (hi - lo)) - 1) << lo) : __mmask16(0);
+  };
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (; j < width; j += 16) {
+    const int64_t at = 2 * j + first;
+    const __m512 lo = _mm512_maskz_loadu_ps(inside(at), src + at);
+    const __m512 hi = _mm512_maskz_loadu_ps(inside(at + 16), src + at + 16);
+    const __mmask16 keep = __mmask16((1u << std::min<int64_t>(16, width - j)) - 1);
+    _mm512_mask_storeu_ps(dst + j, keep, _mm512_permutex2var_ps(lo, even, hi));
+  }
+#endif
+  for (; j < width; ++j) {
+    const int64_t w = 2 * j + first;
+    dst[j] = w >= 0 && w < n ? src[w] : 0.0f;
+  }
+}
+
 // W[O, K] as per-row signed terms (see the header comment). Column indices are 16-bit, so
 // K <= 65536: 2 bytes per non-zero weight, nothing per zero.
 struct SignedTerms {
