@@ -221,6 +221,22 @@ void narrow_product(const Conv2dPlan& p, const T* wpg, int64_t N, const T* B,
                             k0 == 0 ? bias : nullptr, C, ldc, k0 > 0);
 }
 
+// Calls f(g, lo, hi) for every group g and every thread's share [lo, hi) of `columns`
+// columns, shares cut at whole gemm_narrow panels (NR columns), in one parallel loop: the
+// batch-chunk products of path 3b, where one chunk's columns feed every thread.
+template <class T, class F>
+void for_each_panel_range(int64_t groups, int64_t columns, F&& f) {
+  constexpr int64_t NR = kernels::NarrowTile<T>::NR;
+  const int64_t parts = omp_get_max_threads();
+  const int64_t step = ((columns + NR - 1) / NR + parts - 1) / parts * NR;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t part = 0; part < parts; ++part) {
+      const int64_t lo = std::min(columns, part * step), hi = std::min(columns, lo + step);
+      if (lo < hi) f(g, lo, hi);
+    }
+}
+
 // C = op(A) * op(B) + beta * C as kernels::gemm, split by this function over the threads
 // into contiguous blocks of C's rows (split_rows) or columns, each one single-threaded GEMM
 // inside one OpenMP loop. Path 3b uses it instead of Eigen's own threading, whose threads
@@ -424,18 +440,11 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
     const int64_t ldc = narrow_stride<T>(ld);  // col's row stride
     im2col_chunk(p, x, n0, b, col, ldc);
     // yT[g] (Og x bP) = w[g] * col[g]: each thread a contiguous range of whole panels
-    constexpr int64_t NR = kernels::NarrowTile<T>::NR;
     const std::vector<int64_t> off = kernels::row_offsets(p.K, ldc);
-    const int64_t parts = omp_get_max_threads();
-    const int64_t step = ((ld + NR - 1) / NR + parts - 1) / parts * NR;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t g = 0; g < p.G; ++g)
-      for (int64_t part = 0; part < parts; ++part) {
-        const int64_t lo = std::min(ld, part * step), hi = std::min(ld, lo + step);
-        if (lo < hi)
-          narrow_product<T>(p, wp + g * wpack, hi - lo, col + g * p.K * ldc + lo, off.data(),
-                            nullptr, yT + g * p.Og * ld + lo, ld);
-      }
+    for_each_panel_range<T>(p.G, ld, [&](int64_t g, int64_t lo, int64_t hi) {
+      narrow_product<T>(p, wp + g * wpack, hi - lo, col + g * p.K * ldc + lo, off.data(),
+                        nullptr, yT + g * p.Og * ld + lo, ld);
+    });
     scatter_chunk(p, yT, bias, n0, b, y);
   }
 }
@@ -703,18 +712,11 @@ void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T
     }
     if (gx) {
       // dcol[g] (K x bP) = w[g]^T (K x Og) * gyT[g]: each thread a range of whole panels
-      constexpr int64_t NR = kernels::NarrowTile<T>::NR;
       const std::vector<int64_t> off = kernels::row_offsets(p.Og, ld);
-      const int64_t parts = omp_get_max_threads();
-      const int64_t step = ((ld + NR - 1) / NR + parts - 1) / parts * NR;
-#pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t g = 0; g < p.G; ++g)
-        for (int64_t part = 0; part < parts; ++part) {
-          const int64_t lo = std::min(ld, part * step), hi = std::min(ld, lo + step);
-          if (lo < hi)
-            kernels::gemm_narrow<T>(p.K, hi - lo, p.Og, wtp + g * wtpack, gyT + g * p.Og * ld + lo,
-                                    off.data(), nullptr, col + g * p.K * ld + lo, ld);
-        }
+      for_each_panel_range<T>(p.G, ld, [&](int64_t g, int64_t lo, int64_t hi) {
+        kernels::gemm_narrow<T>(p.K, hi - lo, p.Og, wtp + g * wtpack, gyT + g * p.Og * ld + lo,
+                                off.data(), nullptr, col + g * p.K * ld + lo, ld);
+      });
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < b; ++i)
         kernels::col2im(col + i * p.P, ld, p.geo, gx + (n0 + i) * p.C * p.H * p.W);
