@@ -359,24 +359,16 @@ struct ConvLayer {
         } else {
           std::fill(xs, xs + xs_size, 0.0f);  // zeros everywhere (one fill), then the phases
           // phase (a, b), row i: image row h = s*i + a - padding, columns w = s*j + b - padding
-          // for the j with 0 <= w < W
+          // (zero where w falls outside the row)
           for (int64_t a = 0; a < SA; ++a)
-            for (int64_t b = 0; b < SB; ++b) {
-              const int64_t j0 = b >= padding ? 0 : (padding - b + s - 1) / s;
-              const int64_t last = g.W - 1 + padding - b;  // s*j <= last
-              const int64_t j1 = last < 0 ? 0 : std::min(Wq, last / s + 1);
+            for (int64_t b = 0; b < SB; ++b)
               for (int64_t c = 0; c < C; ++c)
                 for (int64_t i = 0; i < Hq; ++i) {
                   const int64_t h = s * i + a - padding;
                   if (h < 0 || h >= g.H) continue;
-                  float* dst = xs + ((a * SB + b) * C + c) * plane + i * Wq;
-                  const float* row = src + (c * g.H + h) * g.W;
-                  if (s == 2)
-                    kernels::copy_stride2_row(dst, Wq, row, g.W, b - padding);
-                  else
-                    for (int64_t j = j0; j < j1; ++j) dst[j] = row[s * j + b - padding];
+                  kernels::copy_strided_row(xs + ((a * SB + b) * C + c) * plane + i * Wq, Wq,
+                                            src + (c * g.H + h) * g.W, g.W, b - padding, s);
                 }
-            }
         }
         kernels::Epilogue e = epilogue(n);
         e.row_width = Wq, e.out_width = OW;

@@ -57,13 +57,15 @@ inline void copy_bordered_row(float* __restrict dst, int64_t width, const float*
 #endif
 }
 
-// One row of a stride-2 phase of a zero-bordered image: dst[j] = src[2j + first] for j < width
-// where 0 <= 2j + first < n, else 0 (src: an image row of n floats; first may be negative).
-// AVX-512: 32 consecutive floats in two masked loads, their even lanes picked by one permute.
-inline void copy_stride2_row(float* __restrict dst, int64_t width, const float* __restrict src,
-                             int64_t n, int64_t first) {
+// One row of a stride-s phase of a zero-bordered image: dst[j] = src[s*j + first] for j < width
+// where 0 <= s*j + first < n, else 0 (src: an image row of n floats; first may be negative).
+// AVX-512 at stride 2: 32 consecutive floats in two masked loads, their even lanes picked by
+// one permute; other strides, and the tail, one value at a time.
+inline void copy_strided_row(float* __restrict dst, int64_t width, const float* __restrict src,
+                             int64_t n, int64_t first, int64_t stride) {
   int64_t j = 0;
 #if defined(__AVX512F__)
+  if (stride == 2) {
   // lanes k of a 16-float load at src + at with 0 <= at + k < n
   auto inside = [n](int64_t at) {
     const int64_t lo = std::max<int64_t>(0, -at), hi = std::min<int64_t>(16, n - at);
@@ -77,9 +79,10 @@ inline void copy_stride2_row(float* __restrict dst, int64_t width, const float* 
     const __mmask16 keep = __mmask16((1u << std::min<int64_t>(16, width - j)) - 1);
     _mm512_mask_storeu_ps(dst + j, keep, _mm512_permutex2var_ps(lo, even, hi));
   }
+  }
 #endif
   for (; j < width; ++j) {
-    const int64_t w = 2 * j + first;
+    const int64_t w = stride * j + first;
     dst[j] = w >= 0 && w < n ? src[w] : 0.0f;
   }
 }
