@@ -1,6 +1,8 @@
 // Tensor<T>: construction, shapes, element access, views, copies, errors.
 #include <doctest/doctest.h>
 
+#include <cstdint>
+
 #include <trit/core.hpp>
 
 using trit::Shape;
@@ -101,4 +103,32 @@ TEST_CASE("precision conversion") {
   auto f = d.to<float>();
   CHECK(f[0] == 1.25f);
   CHECK(f[1] == -3.5f);
+}
+
+TEST_CASE("the storage allocator aligns blocks and hands freed large blocks back") {
+  auto& a = trit::CachingAllocator::instance();
+  // small, cached-size and huge-page-size blocks: aligned, writable end to end
+  for (size_t bytes : {size_t(100), size_t(200) << 10, size_t(5) << 20}) {
+    auto* p = static_cast<unsigned char*>(a.allocate(bytes));
+    REQUIRE(p != nullptr);
+    CHECK(reinterpret_cast<uintptr_t>(p) % trit::CachingAllocator::kAlignment == 0);
+    p[0] = 1;
+    p[bytes - 1] = 2;
+    CHECK(p[0] + p[bytes - 1] == 3);
+    a.release(p, bytes);
+  }
+  CHECK(trit::CachingAllocator::rounded(100) == 128);
+  CHECK(trit::CachingAllocator::rounded((size_t(64) << 10) + 1) == (size_t(64) << 10) + 4096);
+  if (a.limit() > 0) {  // caching on (it is off under AddressSanitizer)
+    const size_t bytes = size_t(3) << 20;
+    void* first = a.allocate(bytes);
+    a.release(first, bytes);
+    const int64_t hits = a.hits();
+    void* again = a.allocate(bytes);
+    CHECK(again == first);  // the same block back, not a fresh one from the system
+    CHECK(a.hits() == hits + 1);
+    a.release(again, bytes);
+    a.empty_cache();
+    CHECK(a.cached_bytes() == 0);
+  }
 }
