@@ -25,13 +25,20 @@
 // (PyTorch's gradients at the kinks), reading v off the output when there is a residual and
 // recomputing it from x (as the forward did) when there is none, so nothing extra is kept.
 //
-// Training loops run per channel (in parallel over C) over the N contiguous H*W planes of that
-// channel, so the channel's data stays in L2 across the statistics and output passes, in one
-// parallel region per direction (a memory-order version needs a barrier between passes, and
-// each barrier is costly when the machine is oversubscribed). Each plane is reduced with
-// Eigen's vectorised sum (in T), the planes' sums added in double in plane order (results do
-// not depend on the thread count). Evaluation, with no statistics to gather, streams the
-// planes in memory order.
+// The forward visits the N*C planes (H*W values each, contiguous) in memory order, each
+// thread one contiguous block of planes, so the hardware prefetchers stream them: pass 1
+// reduces each plane (in L1) to its sum and squared deviations, the N planes of each channel
+// are combined into its statistics, and pass 2 normalises. (Walking channel by channel over
+// planes C*H*W values apart, to keep a channel in L2 between the passes, was slower:
+// MobileNetV2's [64, 192, 16, 16] forward 1.46 ms there, 0.70 ms here, on 1 thread.) The
+// variance combines the planes' own means and squared deviations (Chan et al.'s parallel
+// formula), as stable as the two-pass formula without a second pass over memory.
+// The backward does run per channel (in parallel over C) over the N planes of the channel,
+// so the channel's x and gy stay in L2 between its sums and the gradient pass: 3 passes over
+// memory instead of 5, which measured faster ([64, 144, 32, 32] on 2 threads: 3.3 ms against
+// 4.8 ms in memory order).
+// Planes are reduced in T with Eigen's vectorised sums, and the planes' results combined in
+// double in plane order, so results do not depend on the thread count.
 #include <cmath>
 #include <algorithm>
 #include <cstdint>
@@ -64,15 +71,6 @@ void prefetch_plane(const T* p, int64_t hw) {
   for (int64_t b = 0; b < hw * int64_t(sizeof(T)); b += 64) __builtin_prefetch(bytes + b);
 }
 
-// Calls f(plane pointer) for the N contiguous planes of channel c (plane length hw),
-// prefetching the next plane.
-template <class T, class F>
-void for_channel_planes(T* data, int64_t N, int64_t C, int64_t hw, int64_t c, F&& f) {
-  for (int64_t n = 0; n < N; ++n) {
-    if (n + 1 < N) prefetch_plane(data + ((n + 1) * C + c) * hw, hw);
-    f(data + (n * C + c) * hw);
-  }
-}
 
 }  // namespace detail
 
@@ -111,64 +109,69 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   const T* xd = x.data();
   const T* rd = residual.defined() ? residual.data() : nullptr;
   T* yd = y.data();
-  // y = act(x * scale[c] + shift[c] + residual) on `count` planes of channel c, the first at
-  // element `first`, `step` elements apart
-  auto normalize_plane_range = [&](int64_t first, int64_t count, int64_t step, int64_t c) {
-    const T a = scale[c], b = shift[c];
-    for (int64_t k = 0; k < count; ++k) {
-      const int64_t at = first + k * step;
-      const T* in = xd + at;
-      T* out = yd + at;
+  // The per-channel scale and shift that normalise (y = x * scale + shift before the
+  // epilogue), from the statistics mean and var of channel c.
+  auto set_channel = [&](int64_t c, double mu, double var) {
+    mean[c] = T(mu);
+    invstd[c] = T(1.0 / std::sqrt(var + eps));
+    scale[c] = invstd[c] * (weight.defined() ? weight.data()[c] : T(1));
+    shift[c] = (bias.defined() ? bias.data()[c] : T(0)) - mean[c] * scale[c];
+  };
+  // plane_sum[nc], plane_m2[nc]: plane (n, c)'s sum and sum of squared deviations from its
+  // own mean (training only)
+  std::vector<double> plane_sum(training ? N * C : 0), plane_m2(training ? N * C : 0);
+#pragma omp parallel
+  {
+    if (training) {
+#pragma omp for schedule(static)
+      for (int64_t nc = 0; nc < N * C; ++nc) {  // pass 1: per-plane sums, the plane in L1
+        const ConstPlane p(xd + nc * hw, hw);
+        const T sum = p.sum();
+        plane_sum[nc] = double(sum);
+        plane_m2[nc] = double((p - sum / T(hw)).square().sum());
+      }
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < C; ++c) {  // the channel's statistics from its N planes
+        double sum = 0;
+        for (int64_t n = 0; n < N; ++n) sum += plane_sum[n * C + c];
+        const double mu = sum / double(M);
+        // squared deviations from mu = those from each plane's mean + hw * (its mean - mu)^2
+        double m2 = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          const double d = plane_sum[n * C + c] / double(hw) - mu;
+          m2 += plane_m2[n * C + c] + double(hw) * d * d;
+        }
+        const double var = m2 / double(M);
+        if (running_mean.defined()) {
+          T& rm = running_mean.data()[c];
+          rm = T((1 - momentum) * rm + momentum * mu);
+        }
+        if (running_var.defined()) {
+          T& rv = running_var.data()[c];
+          rv = T((1 - momentum) * rv + momentum * var * double(M) / double(M - 1));
+        }
+        set_channel(c, mu, var);
+      }
+    } else {
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < C; ++c) set_channel(c, running_mean.data()[c], running_var.data()[c]);
+    }
+    // pass 2: y = act(x * scale[c] + shift[c] + residual), plane by plane
+#pragma omp for schedule(static)
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+      const int64_t c = nc % C;
+      const T a = scale[c], b = shift[c], hi = cap;  // locals, so the loops vectorise
+      const T* __restrict in = xd + nc * hw;
+      T* __restrict out = yd + nc * hw;
       if (rd) {
-        const T* r = rd + at;
+        const T* __restrict r = rd + nc * hw;
         for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * a + b + r[i];
       } else {
         for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * a + b;
       }
-      if (clamp) {
-        const T hi = cap;  // a local, so the loop vectorises
+      if (clamp)
         for (int64_t i = 0; i < hw; ++i) out[i] = std::min(std::max(out[i], T(0)), hi);
-      }
     }
-  };
-#pragma omp parallel for schedule(static) if (training)
-  for (int64_t c = 0; c < C; ++c) {
-    double mu, var;
-    if (training) {  // two passes: the mean, then the mean squared deviation (stable)
-      // per plane in float with Eigen's vectorised reductions, across planes in double; the
-      // channel's N planes stay in L2 for the second pass and the output pass
-      double sum = 0, sq = 0;
-      detail::for_channel_planes(xd, N, C, hw, c, [&](const T* p) {
-        sum += double(ConstPlane(p, hw).sum());
-      });
-      mu = sum / double(M);
-      const T mu_t = T(mu);
-      detail::for_channel_planes(xd, N, C, hw, c, [&](const T* p) {
-        sq += double((ConstPlane(p, hw) - mu_t).square().sum());
-      });
-      var = sq / double(M);
-      if (running_mean.defined()) {
-        T& rm = running_mean.data()[c];
-        rm = T((1 - momentum) * rm + momentum * mu);
-      }
-      if (running_var.defined()) {
-        T& rv = running_var.data()[c];
-        rv = T((1 - momentum) * rv + momentum * var * double(M) / double(M - 1));
-      }
-    } else {
-      mu = running_mean.data()[c];
-      var = running_var.data()[c];
-    }
-    mean[c] = T(mu);
-    invstd[c] = T(1.0 / std::sqrt(var + eps));
-    // y = x * scale + shift; in training while the channel is still in L2
-    scale[c] = invstd[c] * (weight.defined() ? weight.data()[c] : T(1));
-    shift[c] = (bias.defined() ? bias.data()[c] : T(0)) - mean[c] * scale[c];
-    if (training) normalize_plane_range(c * hw, N, C * hw, c);
-  }
-  if (!training) {  // no statistics pass: stream the planes in memory order
-#pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < N * C; ++nc) normalize_plane_range(nc * hw, 1, 0, nc % C);
   }
 
   std::vector<Tensor<T>> inputs{x};
