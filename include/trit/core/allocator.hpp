@@ -144,7 +144,8 @@ class CachingAllocator {
   // the kernel faults the block in 2 MiB at a time. Kernels that walk a tensor a plane at a
   // time, planes C*H*W values apart (BatchNorm, depthwise), touch a new 4 KiB page every
   // few hundred values otherwise; a MobileNetV2 training step (batch 64, 32x32) ran 7%
-  // faster. Costs at most 2 MiB of address space per block.
+  // faster. A block's tail is rounded up to a whole huge page, so it may hold up to 2 MiB
+  // more memory than asked for (the cache's bound counts the asked-for bytes).
   static void* system_allocate(size_t bytes) {
     if (bytes >= kHugePageBytes && huge_pages_wanted()) {
       const size_t whole = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;

@@ -71,7 +71,6 @@ void prefetch_plane(const T* p, int64_t hw) {
   for (int64_t b = 0; b < hw * int64_t(sizeof(T)); b += 64) __builtin_prefetch(bytes + b);
 }
 
-
 }  // namespace detail
 
 template <class T>
@@ -120,6 +119,8 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   // plane_sum[nc], plane_m2[nc]: plane (n, c)'s sum and sum of squared deviations from its
   // own mean (training only)
   std::vector<double> plane_sum(training ? N * C : 0), plane_m2(training ? N * C : 0);
+  if (!training)  // the running statistics: C values, no pass, no barrier inside the region
+    for (int64_t c = 0; c < C; ++c) set_channel(c, running_mean.data()[c], running_var.data()[c]);
 #pragma omp parallel
   {
     if (training) {
@@ -152,9 +153,6 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
         }
         set_channel(c, mu, var);
       }
-    } else {
-#pragma omp for schedule(static)
-      for (int64_t c = 0; c < C; ++c) set_channel(c, running_mean.data()[c], running_var.data()[c]);
     }
     // pass 2: y = act(x * scale[c] + shift[c] + residual), plane by plane
 #pragma omp for schedule(static)
