@@ -178,6 +178,14 @@ TEST_CASE("depthwise kernels equal plain loops on every path, 1 and 2 threads") 
                                 gen);
           check_kernels<float>(2, geometry(3, H, W, 3, stride, 1, 1), true, 1e-4, gen);
         }
+    // small planes (H*W <= 64, stride 1; their own vector path where the machine has
+    // AVX-512): every shape up to 8x8 and just past 64 values, more images than the weight
+    // gradient's block of 8 and more channels than threads
+    for (int64_t H = 1; H <= 9; ++H)
+      for (int64_t W : {1, 2, 3, 4, 7, 8, 9}) {
+        check_kernels<float>(9, geometry(5, H, W, 3, 1, 1, 1), H % 2 == 0, 1e-4, gen);
+        check_kernels<double>(2, geometry(3, H, W, 3, 1, 1, 1), true, 1e-12, gen);
+      }
     // general path: other paddings, dilations, strides and filter sizes
     const ConvGeometry general[] = {
         geometry(4, 7, 6, 3, 1, 0, 1), geometry(4, 7, 6, 3, 1, 2, 2),

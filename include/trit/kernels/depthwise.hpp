@@ -13,7 +13,7 @@
 // same speed on 2 threads as on 1 (the kernel alone on [64, 144, 32, 32]: 2.53 ms with
 // dynamic chunks, 1.51 ms static, 2.57 ms on 1 thread).
 //
-// Two loop forms:
+// Three loop forms:
 // - Fast path, 3x3 filters with padding 1, dilation 1 and stride 1 or 2 (all of MobileNetV2's
 //   depthwise layers). Each plane is first copied into a per-thread scratch buffer in a
 //   "flat" layout (PlaneLayout below) where every tap of the filter is a fixed offset from
@@ -23,16 +23,25 @@
 //   32x32 ones. The input gradient is the same sweep over the output gradient (the filter
 //   flipped at stride 1; four interleaved parity classes at stride 2), and the weight
 //   gradient is 9 dot products of the output gradient with the 9 tap sources.
+// - Small planes (float on AVX-512 machines, stride 1, H*W <= 64: MobileNetV2's 8x8 and 4x4
+//   layers on 32x32 images): a plane is at most four vectors, and each tap is one masked
+//   load straight from the plane (SmallPlane below), with no copy into scratch. All of
+//   MobileNetV2's depthwise layers on 2 threads took 26.9 ms a step this way, 35.7 ms
+//   through the flat layout (forward, input and weight gradients, batch 64, 32x32 images).
 // - General path (other sizes, strides, paddings, dilations): for each filter tap (kh, kw)
 //   the output rows and columns whose input lies inside the image are one rectangle
 //   (valid_output_range), so the inner loop over ow has no branches and vectorises; the plane
 //   stays in L1 across the KH*KW sweeps.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
 #include <omp.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "trit/kernels/im2col.hpp"
 
@@ -214,6 +223,68 @@ void tap_dot(const T* const* src, const T* g, int64_t rows, int64_t len, int64_t
   for (int t = 0; t < 9; ++t) sums[t] += double(acc[t].sum());
 }
 
+#if defined(__AVX512F__)
+// Small planes (float, AVX-512): the 3x3 stride-1 layers on planes of at most 64 values (the
+// 8x8 and 4x4 layers of MobileNetV2 on 32x32 images, 7x7 on 28x28). A plane is then at most
+// four 16-float vectors, and the flat sweep above spends more time copying it in and out than
+// computing. Here each output vector k (flat indices 16k .. 16k+15 of the plane, j = oh*W + ow)
+// reads tap (kh, kw) straight from the plane as one masked load at the fixed offset
+// (kh-1)*W + (kw-1): the mask keeps the lanes whose input pixel lies inside the plane (and
+// whose output exists), and the masked-off lanes read as zeros without touching memory, so
+// the loads may reach before or after the plane. No copies, no bounds tests, no junk outputs.
+struct SmallPlane {
+  int64_t HW = 0;              // values per plane
+  int K = 0;                   // vectors per plane, ceil(HW / 16)
+  int64_t offset[9] = {};      // tap t = kh*3 + kw reads input j + offset[t]
+  __mmask16 inside[4][9] = {};  // lanes of vector k whose tap t is inside the plane
+  __mmask16 tail[4] = {};       // lanes of vector k that are outputs (16k + l < HW)
+  SmallPlane(int64_t H, int64_t W) : HW(H * W), K(int((H * W + 15) / 16)) {
+    for (int t = 0; t < 9; ++t) offset[t] = (t / 3 - 1) * W + (t % 3 - 1);
+    for (int k = 0; k < K; ++k)
+      for (int l = 0; l < 16; ++l) {
+        const int64_t j = 16 * k + l, oh = j / W, ow = j % W;
+        if (j >= HW) continue;
+        tail[k] |= __mmask16(1u << l);
+        for (int t = 0; t < 9; ++t) {
+          const int64_t ih = oh + t / 3 - 1, iw = ow + t % 3 - 1;
+          if (ih >= 0 && ih < H && iw >= 0 && iw < W) inside[k][t] |= __mmask16(1u << l);
+        }
+      }
+  }
+};
+
+inline bool small_plane(const ConvGeometry& g) {
+  return depthwise_fast(g) && g.stride == 1 && g.H * g.W <= 64;
+}
+
+// out[HW] = bias + the 3x3 sweep of f over in[HW] (stride 1, padding 1).
+inline void small_plane_sweep(const SmallPlane& P, const float* in, const float* f, float bias,
+                              float* out) {
+  __m512 fv[9];
+  for (int t = 0; t < 9; ++t) fv[t] = _mm512_set1_ps(f[t]);
+  for (int k = 0; k < P.K; ++k) {
+    const float* at = in + 16 * k;
+    __m512 acc = _mm512_set1_ps(bias);
+    for (int t = 0; t < 9; ++t)
+      acc = _mm512_fmadd_ps(fv[t], _mm512_maskz_loadu_ps(P.inside[k][t], at + P.offset[t]), acc);
+    _mm512_mask_storeu_ps(out + 16 * k, P.tail[k], acc);
+  }
+}
+
+// sums[t] += sum over the plane of grad[j] * in[j + offset[t]] (inside the plane), in vector
+// sums that the caller keeps in registers across the planes of a channel.
+inline void small_plane_dot(const SmallPlane& P, const float* in, const float* grad,
+                            __m512 sums[9]) {
+  for (int k = 0; k < P.K; ++k) {
+    const float* at = in + 16 * k;
+    const __m512 gv = _mm512_maskz_loadu_ps(P.tail[k], grad + 16 * k);
+    for (int t = 0; t < 9; ++t)
+      sums[t] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(P.inside[k][t], at + P.offset[t]),
+                                sums[t]);
+  }
+}
+#endif
+
 }  // namespace detail
 
 // y = depthwise_conv(x, w) + bias.
@@ -221,6 +292,20 @@ template <class T>
 void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const ConvGeometry& g,
                        T* y) {
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::small_plane(g)) {
+      const detail::SmallPlane P(g.H, g.W);
+#pragma omp parallel for schedule(static)
+      for (int64_t nc = 0; nc < N * C; ++nc) {
+        const int64_t c = nc % C;
+        detail::small_plane_sweep(P, x + nc * P.HW, w + c * 9, bias ? bias[c] : 0.0f,
+                                  y + nc * P.HW);
+      }
+      return;
+    }
+  }
+#endif
   if (detail::depthwise_fast(g)) {
     const detail::PlaneLayout L(g);
 #pragma omp parallel
@@ -274,6 +359,20 @@ void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const C
 template <class T>
 void depthwise_backward_input(const T* gy, const T* w, int64_t N, const ConvGeometry& g, T* gx) {
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::small_plane(g)) {  // the forward's sweep over gy with the filter flipped
+      const detail::SmallPlane P(g.H, g.W);
+#pragma omp parallel for schedule(static)
+      for (int64_t nc = 0; nc < N * C; ++nc) {
+        const float* f = w + (nc % C) * 9;
+        const float flipped[9] = {f[8], f[7], f[6], f[5], f[4], f[3], f[2], f[1], f[0]};
+        detail::small_plane_sweep(P, gy + nc * P.HW, flipped, 0.0f, gx + nc * P.HW);
+      }
+      return;
+    }
+  }
+#endif
   if (detail::depthwise_fast(g) && s == 1) {
     // gx[ih][iw] = sum over taps of f[kh][kw] * gy[ih + 1 - kh][iw + 1 - kw]: the forward
     // sweep over gy (zero-padded by 1, OH x OW = H x W) with the filter flipped.
@@ -382,6 +481,34 @@ template <class T>
 void depthwise_backward_weight(const T* gy, const T* x, int64_t N, const ConvGeometry& g,
                                T* gw) {
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::small_plane(g)) {
+      // Threads split the channels, each a contiguous range. A channel's 9 sums stay in
+      // registers across a block of 8 images and are reduced once per block; within a block
+      // the thread walks its channels in order, so it reads 8 sequential streams (one per
+      // image) rather than one plane C planes away from the last.
+      const detail::SmallPlane P(g.H, g.W);
+      constexpr int64_t kImages = 8;
+#pragma omp parallel
+      {
+        const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+        const int64_t c_begin = C * me / threads, c_end = C * (me + 1) / threads;
+        for (int64_t c = c_begin; c < c_end; ++c)
+          for (int t = 0; t < 9; ++t) gw[c * 9 + t] = 0.0f;
+        for (int64_t n0 = 0; n0 < N; n0 += kImages)
+          for (int64_t c = c_begin; c < c_end; ++c) {
+            __m512 sums[9];
+            for (auto& v : sums) v = _mm512_setzero_ps();
+            for (int64_t n = n0; n < std::min(N, n0 + kImages); ++n)
+              detail::small_plane_dot(P, x + (n * C + c) * P.HW, gy + (n * C + c) * P.HW, sums);
+            for (int t = 0; t < 9; ++t) gw[c * 9 + t] += _mm512_reduce_add_ps(sums[t]);
+          }
+      }
+      return;
+    }
+  }
+#endif
   if (detail::depthwise_fast(g)) {
     // gw[c][kh][kw] = sum over n, oh, ow of gy[n][c][oh][ow] * xp[n][c][S*oh + kh][S*ow + kw]:
     // with x's plane in the flat layout, one dot product of gy's rows (or of gy stored in the
