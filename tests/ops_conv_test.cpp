@@ -313,3 +313,40 @@ TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 
   trit::set_num_threads(threads_before);
   if (path_before) ::setenv("TRIT_CONV_PATH", saved.c_str(), 1);
 }
+
+TEST_CASE("a pointwise conv on long rows takes its weight gradient as dot products") {
+  // 32x32 images (P = 1024 pixels): gw = gy * x^T by kernels::gemm_dot on the images in
+  // place; output channels not a multiple of the dot tile, 1 and 2 threads.
+  struct Case {
+    trit::Shape x, w;
+    trit::Conv2dOptions o;
+  };
+  const std::vector<Case> cases = {
+      {{3, 13, 32, 32}, {11, 13, 1, 1}, {1, 0, 1, 1}},
+      {{4, 6, 32, 48}, {10, 6, 1, 1}, {1, 0, 1, 1}},
+  };
+  const int threads_before = trit::get_num_threads();
+  const char* path_before = std::getenv("TRIT_CONV_PATH");
+  const std::string saved = path_before ? path_before : "";
+  ::unsetenv("TRIT_CONV_PATH");
+  trit::Generator gen(19);
+  for (const Case& c : cases)
+    for (int threads : {1, 2}) {
+      trit::set_num_threads(threads);
+      INFO("x ", trit::to_string(c.x), " w ", trit::to_string(c.w), " threads ", threads);
+      auto x = Tensor<double>::randn(c.x, gen), w = Tensor<double>::randn(c.w, gen);
+      const auto plan = trit::detail::plan_conv2d(c.x, c.w, false, {}, c.o);
+      CHECK(trit::detail::pointwise_gw_by_dot<double>(plan));
+      CHECK(trit::detail::pointwise_gw_by_dot<float>(plan));
+      auto gy = Tensor<double>::randn({plan.N, plan.O, plan.OH, plan.OW}, gen);
+      const NaiveConv ref = naive_conv(x, w, gy, c.o);
+      auto wd = w.clone().set_requires_grad();
+      trit::conv2d(x, wd, {}, c.o).backward(gy);
+      CHECK(rel_diff(wd.grad(), ref.gw) < 1e-12);
+      auto wf = w.to<float>().set_requires_grad();
+      trit::conv2d(x.to<float>(), wf, {}, c.o).backward(gy.to<float>());
+      CHECK(rel_diff(wf.grad().to<double>(), ref.gw) < 1e-5);
+    }
+  trit::set_num_threads(threads_before);
+  if (path_before) ::setenv("TRIT_CONV_PATH", saved.c_str(), 1);
+}
