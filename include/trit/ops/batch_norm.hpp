@@ -202,19 +202,24 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
         const T* xd = x_.data();
         const T* gyd = gy.data();
         const T* g = clamp ? g_masked.data() : gyd;
+        const int64_t ahead = std::max<int64_t>(1, 4096 / (hw * int64_t(sizeof(T))));
 #pragma omp parallel for schedule(static)
         for (int64_t c = 0; c < C; ++c) {
           const T mu = mean[c], is = invstd[c];
           // sum_g = sum of g, sum_gx = sum of g * (x - mean), over the channel
           double sum_g = 0, sum_gx = 0;
+          // plane n + ahead of every array this loop reads is asked for while plane n is
+          // read: at least 4 KiB ahead, so that small planes (8x8: 256 bytes) arrive in time
+          auto prefetch = [&](int64_t n) {
+            const int64_t at = (n * C + c) * hw;
+            detail::prefetch_plane(xd + at, hw);
+            detail::prefetch_plane(gyd + at, hw);
+            if (y_.defined()) detail::prefetch_plane(y_.data() + at, hw);
+          };
+          for (int64_t n = 1; n < std::min(ahead, N); ++n) prefetch(n);
           for (int64_t n = 0; n < N; ++n) {
             const int64_t at = (n * C + c) * hw;
-            if (n + 1 < N) {  // the next plane of every array this loop reads
-              const int64_t next = at + C * hw;
-              detail::prefetch_plane(xd + next, hw);
-              detail::prefetch_plane(gyd + next, hw);
-              if (y_.defined()) detail::prefetch_plane(y_.data() + next, hw);
-            }
+            if (n + ahead < N) prefetch(n + ahead);
             if (clamp) {  // g = gy masked by the activation, while the plane is in cache
               const T* __restrict gyp = gyd + at;
               T* __restrict gm = g_masked.data() + at;
