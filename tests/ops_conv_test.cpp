@@ -350,3 +350,41 @@ TEST_CASE("a pointwise conv on long rows takes its weight gradient as dot produc
   trit::set_num_threads(threads_before);
   if (path_before) ::setenv("TRIT_CONV_PATH", saved.c_str(), 1);
 }
+
+TEST_CASE("conv2d measures its output planes' moments on every path, as measured afterwards") {
+  // Each case takes one path of conv2d_forward; the moments it measures while writing the
+  // output must be the bits kernels::moments_of_planes gives on the finished output.
+  struct Case {
+    const char* path;
+    trit::Shape x, w;
+    trit::Conv2dOptions o;
+  };
+  const std::vector<Case> cases = {
+      {"pointwise, by image", {4, 8, 8, 8}, {12, 8, 1, 1}, {1, 0, 1, 1}},
+      {"pointwise, one image", {1, 8, 8, 8}, {12, 8, 1, 1}, {1, 0, 1, 1}},
+      {"3x3 implicit", {3, 8, 16, 16}, {10, 8, 3, 3}, {1, 1, 1, 1}},
+      {"3x3 stride 2, by image", {3, 8, 17, 17}, {10, 8, 3, 3}, {2, 1, 1, 1}},
+      {"3x3 on 4x4, batch chunks", {5, 8, 4, 4}, {10, 8, 3, 3}, {1, 1, 1, 1}},
+      {"depthwise 8x8", {3, 24, 8, 8}, {24, 1, 3, 3}, {1, 1, 1, 24}},
+      {"depthwise 16x16", {3, 20, 16, 16}, {20, 1, 3, 3}, {1, 1, 1, 20}},
+      {"depthwise stride 2", {3, 20, 16, 16}, {20, 1, 3, 3}, {2, 1, 1, 20}},
+      {"depthwise 5x5", {2, 6, 9, 9}, {6, 1, 5, 5}, {1, 2, 1, 6}},
+  };
+  const int threads_before = trit::get_num_threads();
+  trit::Generator gen(31);
+  for (const Case& c : cases)
+    for (int threads : {1, 2}) {
+      trit::set_num_threads(threads);
+      INFO("path ", std::string(c.path), ", threads ", threads);
+      auto x = Tensor<float>::randn(c.x, gen), w = Tensor<float>::randn(c.w, gen);
+      trit::kernels::PlaneMoments m;
+      auto y = trit::conv2d(x, w, {}, c.o, &m);
+      CHECK(m.of == y.data());
+      const int64_t planes = y.size(0) * y.size(1), hw = y.size(2) * y.size(3);
+      std::vector<double> sum(planes), m2(planes);
+      trit::kernels::moments_of_planes(y.data(), planes, hw, sum.data(), m2.data());
+      CHECK(m.sum == sum);
+      CHECK(m.m2 == m2);
+    }
+  trit::set_num_threads(threads_before);
+}

@@ -260,3 +260,63 @@ TEST_CASE("batch_norm rejects bad shapes and missing statistics") {
       },
       "batch_norm", "residual must have the input's shape [2, 3, 4, 4], got [2, 3, 4, 5]");
 }
+
+TEST_CASE("plane moments equal two-pass loops in double, whatever the plane's neighbours") {
+  trit::Generator gen(23);
+  for (int64_t hw : {1, 3, 16, 17, 49, 64, 65, 256, 1024})
+    for (int64_t count : {1, 5, 16, 17, 40}) {
+      CAPTURE(hw);
+      CAPTURE(count);
+      // values off zero (mean 3), so the deviations from each plane's mean are what count
+      auto x = Tensor<float>::randn({count, hw}, gen);
+      for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = 3 + 2 * x.data()[i];
+      std::vector<double> sum(count), m2(count);
+      trit::kernels::moments_of_planes(x.data(), count, hw, sum.data(), m2.data());
+      for (int64_t i = 0; i < count; ++i) {
+        const float* p = x.data() + i * hw;
+        double s = 0, q = 0;
+        for (int64_t j = 0; j < hw; ++j) s += p[j];
+        for (int64_t j = 0; j < hw; ++j) q += (p[j] - s / hw) * (p[j] - s / hw);
+        CHECK(sum[i] == doctest::Approx(s).epsilon(1e-6).scale(1));
+        CHECK(m2[i] == doctest::Approx(q).epsilon(1e-5).scale(1e-3));
+        // the same bits when the plane is measured alone
+        double alone_sum = 0, alone_m2 = 0;
+        trit::kernels::moments_of_planes(p, 1, hw, &alone_sum, &alone_m2);
+        CHECK(alone_sum == sum[i]);
+        CHECK(alone_m2 == m2[i]);
+      }
+    }
+}
+
+TEST_CASE("batch_norm with its input's plane moments gives the same bits, and refuses others") {
+  trit::Generator gen(29);
+  for (const trit::Shape& shape : {trit::Shape{3, 5, 4, 4}, trit::Shape{2, 7, 9, 11}}) {
+    CAPTURE(trit::to_string(shape));
+    auto x = Tensor<float>::randn(shape, gen).set_requires_grad();
+    const int64_t C = shape[1];
+    auto w = Tensor<float>::randn({C}, gen), b = Tensor<float>::randn({C}, gen);
+    auto rm1 = Tensor<float>::zeros({C}), rv1 = Tensor<float>::ones({C});
+    auto rm2 = rm1.clone(), rv2 = rv1.clone();
+    trit::kernels::PlaneMoments m;
+    m.reset(shape[0] * C, x.data());
+    m.measure(x.data(), 0, shape[0] * C, shape[2] * shape[3]);
+    auto y1 = trit::batch_norm(x, w, b, rm1, rv1, true, 0.1, 1e-5,
+                               trit::BatchNormActivation::relu6);
+    auto y2 = trit::batch_norm(x, w, b, rm2, rv2, true, 0.1, 1e-5,
+                               trit::BatchNormActivation::relu6, Tensor<float>(), &m);
+    CHECK(max_abs_diff(y1.to<double>(), y2.to<double>()) == 0);
+    CHECK(max_abs_diff(rm1.to<double>(), rm2.to<double>()) == 0);
+    CHECK(max_abs_diff(rv1.to<double>(), rv2.to<double>()) == 0);
+    // moments of another tensor (or of another size) are an error naming the op
+    auto other = x.clone();
+    check_error([&] {
+      trit::batch_norm(other, w, b, rm2, rv2, true, 0.1, 1e-5, trit::BatchNormActivation::none,
+                       Tensor<float>(), &m);
+    }, "batch_norm", "plane moments");
+    // in evaluation the running statistics are used and the moments ignored
+    auto e1 = trit::batch_norm(x, w, b, rm1, rv1, false);
+    auto e2 = trit::batch_norm(x, w, b, rm1, rv1, false, 0.1, 1e-5,
+                               trit::BatchNormActivation::none, Tensor<float>(), &m);
+    CHECK(max_abs_diff(e1.to<double>(), e2.to<double>()) == 0);
+  }
+}

@@ -5,7 +5,8 @@
 // contiguous (H, W) plane directly.
 //
 //   x[N, C, H, W], w[C, KH, KW] (the [C, 1, KH, KW] weight), bias[C] or nullptr,
-//   y[N, C, OH, OW] with the geometry of ConvGeometry (g.C = C).
+//   y[N, C, OH, OW] with the geometry of ConvGeometry (g.C = C). The forward also measures
+//   each output plane's moments into `moments` when given (sized by the caller).
 //
 // The layers are memory-bound (9 multiply-adds per value read), so every loop visits the
 // planes in memory order, each thread one contiguous block of planes (schedule(static)):
@@ -44,6 +45,7 @@
 #endif
 
 #include "trit/kernels/im2col.hpp"
+#include "trit/kernels/plane_moments.hpp"
 
 namespace trit::kernels {
 
@@ -290,17 +292,22 @@ inline void small_plane_dot(const SmallPlane& P, const float* in, const float* g
 // y = depthwise_conv(x, w) + bias.
 template <class T>
 void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const ConvGeometry& g,
-                       T* y) {
+                       T* y, PlaneMoments* moments = nullptr) {
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     if (detail::small_plane(g)) {
       const detail::SmallPlane P(g.H, g.W);
+      // in groups of 16 planes, whose moments are measured together (plane_moments.hpp)
 #pragma omp parallel for schedule(static)
-      for (int64_t nc = 0; nc < N * C; ++nc) {
-        const int64_t c = nc % C;
-        detail::small_plane_sweep(P, x + nc * P.HW, w + c * 9, bias ? bias[c] : 0.0f,
-                                  y + nc * P.HW);
+      for (int64_t group = 0; group < (N * C + 15) / 16; ++group) {
+        const int64_t lo = group * 16, hi = std::min(N * C, lo + 16);
+        for (int64_t nc = lo; nc < hi; ++nc) {
+          const int64_t c = nc % C;
+          detail::small_plane_sweep(P, x + nc * P.HW, w + c * 9, bias ? bias[c] : 0.0f,
+                                    y + nc * P.HW);
+        }
+        if (moments) moments->measure(y, lo, hi - lo, P.HW);
       }
       return;
     }
@@ -313,13 +320,18 @@ void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const C
       T* buf = detail::depthwise_scratch<T>(s * s * L.span, 0);
       T* out = detail::depthwise_scratch<T>(L.n, 1);
       detail::zero_buffer(buf, s, L);
+      // in groups of 16 planes, whose moments are measured together (plane_moments.hpp)
 #pragma omp for schedule(static)
-      for (int64_t nc = 0; nc < N * C; ++nc) {
-        const int64_t c = nc % C;
-        detail::fill_input_plane(s, x + nc * g.H * g.W, g.H, g.W, L, buf);
-        const T* src[9];
-        detail::tap_sources(buf, L, src);
-        detail::sweep_plane(src, w + c * 9, bias ? bias[c] : T(0), L, out, y + nc * OH * OW);
+      for (int64_t group = 0; group < (N * C + 15) / 16; ++group) {
+        const int64_t lo = group * 16, hi = std::min(N * C, lo + 16);
+        for (int64_t nc = lo; nc < hi; ++nc) {
+          const int64_t c = nc % C;
+          detail::fill_input_plane(s, x + nc * g.H * g.W, g.H, g.W, L, buf);
+          const T* src[9];
+          detail::tap_sources(buf, L, src);
+          detail::sweep_plane(src, w + c * 9, bias ? bias[c] : T(0), L, out, y + nc * OH * OW);
+        }
+        if (moments) moments->measure(y, lo, hi - lo, OH * OW);
       }
     }
     return;
@@ -352,6 +364,7 @@ void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const C
         }
       }
     }
+    if (moments) moments->measure(y, nc, 1, OH * OW);
   }
 }
 

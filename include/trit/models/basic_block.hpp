@@ -51,10 +51,11 @@ class BasicBlock : public nn::Module<T> {
 
   // x [N, C, H, W] -> [N, P, H/S, W/S]
   Tensor<T> forward(const Tensor<T>& x) override {
-    // relu(bn(conv(x))) and relu(bn(conv(h)) + shortcut) as fused BatchNorm passes
-    Tensor<T> h = bn1->forward_fused(conv1->forward(x), BatchNormActivation::relu);
+    // relu(bn(conv(x))) and relu(bn(conv(h)) + shortcut) as convs and fused BatchNorm
+    // passes (BatchNorm2d::forward_conv)
+    Tensor<T> h = bn1->forward_conv(*conv1, x, BatchNormActivation::relu);
     Tensor<T> shortcut = downsample ? downsample->forward(x) : x;
-    return bn2->forward_fused(conv2->forward(h), BatchNormActivation::relu, shortcut);
+    return bn2->forward_conv(*conv2, h, BatchNormActivation::relu, shortcut);
   }
 
   std::string describe() const override {

@@ -56,11 +56,12 @@ class Bottleneck : public nn::Module<T> {
 
   // x [N, C, H, W] -> [N, 4P, H/S, W/S]
   Tensor<T> forward(const Tensor<T>& x) override {
-    // each bn -> relu (and bn3 -> + shortcut -> relu) as one fused BatchNorm pass
-    Tensor<T> h = bn1->forward_fused(conv1->forward(x), BatchNormActivation::relu);
-    h = bn2->forward_fused(conv2->forward(h), BatchNormActivation::relu);
+    // each conv -> bn -> relu (and conv3 -> bn3 -> + shortcut -> relu) as a conv and one
+    // fused BatchNorm pass (BatchNorm2d::forward_conv)
+    Tensor<T> h = bn1->forward_conv(*conv1, x, BatchNormActivation::relu);
+    h = bn2->forward_conv(*conv2, h, BatchNormActivation::relu);
     Tensor<T> shortcut = downsample ? downsample->forward(x) : x;
-    return bn3->forward_fused(conv3->forward(h), BatchNormActivation::relu, shortcut);
+    return bn3->forward_conv(*conv3, h, BatchNormActivation::relu, shortcut);
   }
 
   std::string describe() const override {

@@ -40,7 +40,7 @@ class InvertedResidual : public nn::Module<T> {
     conv = this->register_module("conv", std::make_shared<nn::Sequential<T>>());
     if (expand_ratio != 1) conv->push_back(make_conv_bn_relu6<T>(in_channels, hidden, 1));
     conv->push_back(make_conv_bn_relu6<T>(hidden, hidden, 3, stride, /*groups=*/hidden));
-    conv->push_back(
+    project_ = conv->push_back(
         std::make_shared<nn::Conv2d<T>>(hidden, out_channels, 1, nn::Conv2dOptions{.bias = false}));
     project_bn_ = conv->push_back(std::make_shared<nn::BatchNorm2d<T>>(out_channels));
   }
@@ -49,8 +49,8 @@ class InvertedResidual : public nn::Module<T> {
   Tensor<T> forward(const Tensor<T>& x) override {
     if (!use_residual_) return conv->forward(x);
     // x + bn(projection(...)): the last BatchNorm2d adds the residual in its own pass
-    Tensor<T> h = conv->forward_range(x, 0, conv->size() - 1);
-    return project_bn_->forward_fused(h, BatchNormActivation::none, x);
+    Tensor<T> h = conv->forward_range(x, 0, conv->size() - 2);
+    return project_bn_->forward_conv(*project_, h, BatchNormActivation::none, x);
   }
 
   std::string describe() const override {
@@ -68,7 +68,8 @@ class InvertedResidual : public nn::Module<T> {
   int64_t in_, out_, stride_;
   double expand_ratio_;
   bool use_residual_ = false;
-  std::shared_ptr<nn::BatchNorm2d<T>> project_bn_;  // conv's last child
+  std::shared_ptr<nn::Conv2d<T>> project_;          // conv's last two children: the
+  std::shared_ptr<nn::BatchNorm2d<T>> project_bn_;  // projection and its BatchNorm2d
 };
 
 }  // namespace trit::models

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "trit/nn/module.hpp"
+#include "trit/nn/conv2d.hpp"
 #include "trit/ops/batch_norm.hpp"
 
 namespace trit::nn {
@@ -44,11 +45,25 @@ class BatchNorm2d : public Module<T> {
   // one after the other (see ops/batch_norm.hpp). nn::Sequential calls it for a BatchNorm2d
   // followed by a ReLU or ReLU6, the ResNet blocks for bn -> (+ shortcut) -> relu.
   Tensor<T> forward_fused(const Tensor<T>& x, BatchNormActivation activation,
-                          const Tensor<T>& residual = Tensor<T>()) {
+                          const Tensor<T>& residual = Tensor<T>(),
+                          const kernels::PlaneMoments* moments = nullptr) {
     Tensor<T> y = trit::batch_norm(x, weight, bias, running_mean, running_var, this->is_training(),
-                                   momentum_, eps_, activation, residual);
+                                   momentum_, eps_, activation, residual, moments);
     if (this->is_training()) num_batches_tracked.data()[0] += T(1);
     return y;
+  }
+
+  // forward_fused(conv(x), activation, residual): in training the convolution measures its
+  // output planes' moments as it writes them, so the normalisation skips its own pass over
+  // memory for the batch statistics (the same values). nn::Sequential calls it for a Conv2d
+  // followed by a BatchNorm2d, the ResNet and MobileNetV2 blocks for their conv -> bn pairs.
+  Tensor<T> forward_conv(Conv2d<T>& conv, const Tensor<T>& x,
+                         BatchNormActivation activation = BatchNormActivation::none,
+                         const Tensor<T>& residual = Tensor<T>()) {
+    if (!this->is_training()) return forward_fused(conv.forward(x), activation, residual);
+    kernels::PlaneMoments moments;
+    const Tensor<T> h = conv.forward_measured(x, &moments);
+    return forward_fused(h, activation, residual, &moments);
   }
 
   // "BatchNorm2d(16, eps=1e-05, momentum=0.1)"

@@ -45,12 +45,17 @@ class Conv2d : public Module<T> {
   }
 
   // x [N, C, H, W] -> [N, O, H', W']
-  Tensor<T> forward(const Tensor<T>& x) override {
+  Tensor<T> forward(const Tensor<T>& x) override { return forward_measured(x, nullptr); }
+
+  // forward, also measuring the output planes' moments into `moments` when not null (for
+  // the BatchNorm2d that follows, see BatchNorm2d::forward_conv).
+  Tensor<T> forward_measured(const Tensor<T>& x, kernels::PlaneMoments* moments) {
     return trit::conv2d(x, weight, bias,
-                  trit::Conv2dOptions{.stride = options_.stride,
-                                      .padding = options_.padding,
-                                      .dilation = options_.dilation,
-                                      .groups = options_.groups});
+                        trit::Conv2dOptions{.stride = options_.stride,
+                                            .padding = options_.padding,
+                                            .dilation = options_.dilation,
+                                            .groups = options_.groups},
+                        moments);
   }
 
   // "Conv2d(3, 16, kernel_size=3, stride=1, padding=1, bias=False)"; dilation and groups

@@ -4,7 +4,9 @@
 // ... (PyTorch's naming), so state_dict keys read "0.weight", "1.running_mean", ...
 //
 // A BatchNorm2d directly followed by a ReLU or ReLU6 runs as one fused pass
-// (BatchNorm2d::forward_fused): the same values, one pass over memory fewer each way.
+// (BatchNorm2d::forward_fused): the same values, one pass over memory fewer each way. A
+// Conv2d directly followed by a BatchNorm2d hands it the batch statistics' first pass
+// (BatchNorm2d::forward_conv): again the same values, one pass fewer in training.
 //
 //   auto net = std::make_shared<nn::Sequential<>>(
 //       std::make_shared<nn::Conv2d<>>(3, 16, 3), std::make_shared<nn::ReLU<>>());
@@ -14,6 +16,7 @@
 
 #include "trit/nn/activation.hpp"
 #include "trit/nn/batch_norm.hpp"
+#include "trit/nn/conv2d.hpp"
 #include "trit/nn/module.hpp"
 
 namespace trit::nn {
@@ -54,17 +57,20 @@ class Sequential : public Module<T> {
           ") out of ", size(), " modules");
     const auto& children = this->children();
     Tensor<T> h = x;
+    auto at = [&](size_t i) { return i < size_t(end) ? children[i].second.get() : nullptr; };
     for (size_t i = size_t(begin); i < size_t(end); ++i) {
-      Module<T>* child = children[i].second.get();
-      Module<T>* next = i + 1 < size_t(end) ? children[i + 1].second.get() : nullptr;
-      auto* bn = dynamic_cast<BatchNorm2d<T>*>(child);
-      if (bn && next && dynamic_cast<ReLU<T>*>(next)) {
-        h = bn->forward_fused(h, BatchNormActivation::relu), ++i;
-      } else if (bn && next && dynamic_cast<ReLU6<T>*>(next)) {
-        h = bn->forward_fused(h, BatchNormActivation::relu6), ++i;
-      } else {
-        h = child->forward(h);
+      // [conv ->] bn [-> relu or relu6] as one call, the others one by one
+      auto* conv = dynamic_cast<Conv2d<T>*>(at(i));
+      auto* bn = dynamic_cast<BatchNorm2d<T>*>(at(conv ? i + 1 : i));
+      if (!bn) {
+        h = at(i)->forward(h);
+        continue;
       }
+      if (conv) ++i;  // i is the BatchNorm2d now
+      BatchNormActivation activation = BatchNormActivation::none;
+      if (dynamic_cast<ReLU<T>*>(at(i + 1))) activation = BatchNormActivation::relu, ++i;
+      else if (dynamic_cast<ReLU6<T>*>(at(i + 1))) activation = BatchNormActivation::relu6, ++i;
+      h = conv ? bn->forward_conv(*conv, h, activation) : bn->forward_fused(h, activation);
     }
     return h;
   }

@@ -25,6 +25,10 @@
 // (PyTorch's gradients at the kinks), reading v off the output when there is a residual and
 // recomputing it from x (as the forward did) when there is none, so nothing extra is kept.
 //
+// moments (training only, optional): the planes' moments of x measured by whoever wrote x
+// (conv2d's `moments`, kernels/plane_moments.hpp), which replace pass 1 below; an error if
+// they were measured on another tensor. The result is the same bits either way.
+//
 // The forward visits the N*C planes (H*W values each, contiguous) in memory order, each
 // thread one contiguous block of planes, so the hardware prefetchers stream them: pass 1
 // reduces each plane (in L1) to its sum and squared deviations, the N planes of each channel
@@ -47,9 +51,11 @@
 #include <vector>
 
 #include <Eigen/Core>
+#include <omp.h>
 
 #include "trit/autograd/function.hpp"
 #include "trit/core/tensor.hpp"
+#include "trit/kernels/plane_moments.hpp"
 
 namespace trit {
 
@@ -78,7 +84,8 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
                      Tensor<T> running_mean, Tensor<T> running_var, bool training,
                      double momentum = 0.1, double eps = 1e-5,
                      BatchNormActivation activation = BatchNormActivation::none,
-                     const Tensor<T>& residual = Tensor<T>()) {
+                     const Tensor<T>& residual = Tensor<T>(),
+                     const kernels::PlaneMoments* moments = nullptr) {
   const char* op = "batch_norm";
   using ConstPlane = detail::ConstPlaneOf<T>;
   check(x.dim() == 4 || x.dim() == 2, op, "input must be (N, C, H, W) or (N, C), got shape ",
@@ -95,6 +102,10 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   check(!training || M > 1, op, "training needs more than 1 value per channel, got input ",
         to_string(x.shape()));
   check(eps > 0, op, "eps must be positive, got ", eps);
+  if (training && moments)
+    check(moments->of == x.data() && moments->sum.size() == size_t(N * C) &&
+              moments->m2.size() == size_t(N * C),
+          op, "the plane moments given were not measured on this input ", to_string(x.shape()));
   if (residual.defined())
     check(residual.shape() == x.shape(), op, "residual must have the input's shape ",
           to_string(x.shape()), ", got ", to_string(residual.shape()));
@@ -118,29 +129,34 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   };
   // plane_sum[nc], plane_m2[nc]: plane (n, c)'s sum and sum of squared deviations from its
   // own mean (training only)
-  std::vector<double> plane_sum(training ? N * C : 0), plane_m2(training ? N * C : 0);
+  // (measured by the producer of x when `moments` is given: pass 1 is then skipped)
+  const bool pass1 = training && !moments;
+  std::vector<double> own_sum(pass1 ? N * C : 0), own_m2(pass1 ? N * C : 0);
+  double* plane_sum = pass1 ? own_sum.data() : nullptr;
+  double* plane_m2 = pass1 ? own_m2.data() : nullptr;
+  const double* sums = pass1 ? plane_sum : training ? moments->sum.data() : nullptr;
+  const double* m2s = pass1 ? plane_m2 : training ? moments->m2.data() : nullptr;
   if (!training)  // the running statistics: C values, no pass, no barrier inside the region
     for (int64_t c = 0; c < C; ++c) set_channel(c, running_mean.data()[c], running_var.data()[c]);
 #pragma omp parallel
   {
     if (training) {
-#pragma omp for schedule(static)
-      for (int64_t nc = 0; nc < N * C; ++nc) {  // pass 1: per-plane sums, the plane in L1
-        const ConstPlane p(xd + nc * hw, hw);
-        const T sum = p.sum();
-        plane_sum[nc] = double(sum);
-        plane_m2[nc] = double((p - sum / T(hw)).square().sum());
+      if (pass1) {  // pass 1: per-plane moments, each thread a contiguous block of planes
+        const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+        const int64_t lo = N * C * me / threads, hi = N * C * (me + 1) / threads;
+        kernels::moments_of_planes(xd + lo * hw, hi - lo, hw, plane_sum + lo, plane_m2 + lo);
+#pragma omp barrier
       }
 #pragma omp for schedule(static)
       for (int64_t c = 0; c < C; ++c) {  // the channel's statistics from its N planes
         double sum = 0;
-        for (int64_t n = 0; n < N; ++n) sum += plane_sum[n * C + c];
+        for (int64_t n = 0; n < N; ++n) sum += sums[n * C + c];
         const double mu = sum / double(M);
         // squared deviations from mu = those from each plane's mean + hw * (its mean - mu)^2
         double m2 = 0;
         for (int64_t n = 0; n < N; ++n) {
-          const double d = plane_sum[n * C + c] / double(hw) - mu;
-          m2 += plane_m2[n * C + c] + double(hw) * d * d;
+          const double d = sums[n * C + c] / double(hw) - mu;
+          m2 += m2s[n * C + c] + double(hw) * d * d;
         }
         const double var = m2 / double(M);
         if (running_mean.defined()) {

@@ -43,6 +43,9 @@
 // The input gradient of a stride-1 convolution with a square kernel is computed as a forward
 // convolution of gy with the flipped weight (conv2d_backward_input_as_conv), so it runs the
 // forward's im2col + GEMM instead of a GEMM into column gradients followed by col2im.
+// `moments` (optional, a BatchNorm's statistics pass done early): each output plane's sum and
+// squared deviations (kernels/plane_moments.hpp) are measured as the forward writes it.
+// nn::BatchNorm2d::forward_conv asks for them in training and hands them to batch_norm.
 // The column, transpose and partial-sum buffers are per-thread workspaces reused across calls, so
 // steady-state training allocates nothing here but the outputs. Gradients are computed only
 // for inputs that require them (the first layer's x does not).
@@ -58,6 +61,7 @@
 #include "trit/autograd/function.hpp"
 #include "trit/core/tensor.hpp"
 #include "trit/kernels/depthwise.hpp"
+#include "trit/kernels/plane_moments.hpp"
 #include "trit/kernels/gemm.hpp"
 #include "trit/kernels/gemm_narrow.hpp"
 #include "trit/kernels/im2col.hpp"
@@ -355,7 +359,7 @@ void pad_image(const Conv2dPlan& p, const ImplicitGrid& s, const T* xn, T* xp, i
 
 template <class T>
 void conv2d_forward_implicit(const Conv2dPlan& p, const T* x, const T* wp, int64_t wpack,
-                             const T* bias, T* y) {
+                             const T* bias, T* y, kernels::PlaneMoments* moments) {
   const ImplicitGrid s(p);
   const std::vector<int64_t> off = implicit_offsets(p, s);
 #pragma omp parallel for schedule(dynamic, 1)
@@ -374,14 +378,19 @@ void conv2d_forward_implicit(const Conv2dPlan& p, const T* x, const T* wp, int64
         }
       }
     }
+    if (moments) moments->measure(y, n * p.O, p.O, p.P);
   }
 }
 
-// y = conv2d(x, w) + bias (bias may be nullptr).
+// y = conv2d(x, w) + bias (bias may be nullptr), and the moments of y's planes when
+// `moments` is given (kernels/plane_moments.hpp): measured image by image right after the
+// image's output is written, while it is in cache.
 template <class T>
-void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, T* y) {
+void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, T* y,
+                    kernels::PlaneMoments* moments = nullptr) {
+  if (moments) moments->reset(p.N * p.O, y);
   if (p.depthwise) {
-    kernels::depthwise_forward(x, w, bias, p.N, p.geo, y);
+    kernels::depthwise_forward(x, w, bias, p.N, p.geo, y, moments);
     return;
   }
   if (p.pointwise && p.N >= omp_get_max_threads()) {
@@ -391,10 +400,12 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
     const T* wp = pack_weight_narrow(p, w);
     const std::vector<int64_t> off = kernels::row_offsets(p.K, p.P);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t n = 0; n < p.N; ++n) {
       for (int64_t g = 0; g < p.G; ++g)
         narrow_product<T>(p, wp + g * wpack, p.P, x + (n * p.C + g * p.Cg) * p.P, off.data(),
                           bias ? bias + g * p.Og : nullptr, y + (n * p.O + g * p.Og) * p.P, p.P);
+      if (moments) moments->measure(y, n * p.O, p.O, p.P);
+    }
     return;
   }
   if (p.pointwise) {
@@ -409,13 +420,14 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
           T* row = y + (n * p.O + o) * p.P;
           for (int64_t q = 0; q < p.P; ++q) row[q] += bias[o];
         }
+      if (moments) moments->measure(y, n * p.O, p.O, p.P);
     }
     return;
   }
   const int64_t wpack = kernels::narrow_a_size<T>(p.Og, p.K);
   const T* wp = pack_weight_narrow(p, w);  // once for all images
   if (p.by_image && conv_implicit(p)) {
-    conv2d_forward_implicit(p, x, wp, wpack, bias, y);
+    conv2d_forward_implicit(p, x, wp, wpack, bias, y, moments);
     return;
   }
   if (p.by_image) {
@@ -430,6 +442,7 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
       for (int64_t g = 0; g < p.G; ++g)
         narrow_product<T>(p, wp + g * wpack, p.P, col + g * p.K * ld, off.data(),
                           bias ? bias + g * p.Og : nullptr, y + (n * p.O + g * p.Og) * p.P, p.P);
+      if (moments) moments->measure(y, n * p.O, p.O, p.P);
     }
     return;
   }
@@ -446,6 +459,10 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
                         nullptr, yT + g * p.Og * ld + lo, ld);
     });
     scatter_chunk(p, yT, bias, n0, b, y);
+    if (moments) {  // the chunk's b*O planes, just written
+#pragma omp parallel for schedule(static)
+      for (int64_t i = n0 * p.O; i < (n0 + b) * p.O; ++i) moments->measure(y, i, 1, p.P);
+    }
   }
 }
 
@@ -765,12 +782,13 @@ void conv2d_bias_grad(const Conv2dPlan& p, const T* gy, T* gb) {
 // or a wrong rank.
 template <class T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(),
-                 const Conv2dOptions& options = {}) {
+                 const Conv2dOptions& options = {}, kernels::PlaneMoments* moments = nullptr) {
   const bool has_bias = bias.defined();
   const detail::Conv2dPlan p = detail::plan_conv2d(x.shape(), weight.shape(), has_bias,
                                                    has_bias ? bias.shape() : Shape{}, options);
   Tensor<T> y = Tensor<T>::empty({p.N, p.O, p.OH, p.OW});
-  detail::conv2d_forward(p, x.data(), weight.data(), has_bias ? bias.data() : nullptr, y.data());
+  detail::conv2d_forward(p, x.data(), weight.data(), has_bias ? bias.data() : nullptr, y.data(),
+                         moments);
 
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   const bool need_b = has_bias && bias.requires_grad();
