@@ -138,37 +138,45 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   const double* m2s = pass1 ? plane_m2 : training ? moments->m2.data() : nullptr;
   if (!training)  // the running statistics: C values, no pass, no barrier inside the region
     for (int64_t c = 0; c < C; ++c) set_channel(c, running_mean.data()[c], running_var.data()[c]);
+  // The statistics of channels [c0, c1) from their planes' moments, then their running
+  // statistics and scale and shift. The loops run n outer, along memory (each channel's sums
+  // still in plane order, so the bits do not depend on how the channels are split).
+  auto channel_statistics = [&](int64_t c0, int64_t c1) {
+    std::vector<double> mu(c1 - c0, 0.0), m2(c1 - c0, 0.0);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = c0; c < c1; ++c) mu[c - c0] += sums[n * C + c];
+    for (double& m : mu) m /= double(M);
+    // squared deviations from mu = those from each plane's mean + hw * (its mean - mu)^2
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = c0; c < c1; ++c) {
+        const double d = sums[n * C + c] / double(hw) - mu[c - c0];
+        m2[c - c0] += m2s[n * C + c] + double(hw) * d * d;
+      }
+    for (int64_t c = c0; c < c1; ++c) {
+      const double var = m2[c - c0] / double(M);
+      if (running_mean.defined()) {
+        T& rm = running_mean.data()[c];
+        rm = T((1 - momentum) * rm + momentum * mu[c - c0]);
+      }
+      if (running_var.defined()) {
+        T& rv = running_var.data()[c];
+        rv = T((1 - momentum) * rv + momentum * var * double(M) / double(M - 1));
+      }
+      set_channel(c, mu[c - c0], var);
+    }
+  };
+  // With the moments given, the statistics are N*C values: computed here, before the
+  // parallel region, they cost less than the barrier they would need inside it.
+  if (training && !pass1) channel_statistics(0, C);
 #pragma omp parallel
   {
-    if (training) {
-      if (pass1) {  // pass 1: per-plane moments, each thread a contiguous block of planes
-        const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
-        const int64_t lo = N * C * me / threads, hi = N * C * (me + 1) / threads;
-        kernels::moments_of_planes(xd + lo * hw, hi - lo, hw, plane_sum + lo, plane_m2 + lo);
+    if (pass1) {  // pass 1: per-plane moments, each thread a contiguous block of planes
+      const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+      const int64_t lo = N * C * me / threads, hi = N * C * (me + 1) / threads;
+      kernels::moments_of_planes(xd + lo * hw, hi - lo, hw, plane_sum + lo, plane_m2 + lo);
 #pragma omp barrier
-      }
-#pragma omp for schedule(static)
-      for (int64_t c = 0; c < C; ++c) {  // the channel's statistics from its N planes
-        double sum = 0;
-        for (int64_t n = 0; n < N; ++n) sum += sums[n * C + c];
-        const double mu = sum / double(M);
-        // squared deviations from mu = those from each plane's mean + hw * (its mean - mu)^2
-        double m2 = 0;
-        for (int64_t n = 0; n < N; ++n) {
-          const double d = sums[n * C + c] / double(hw) - mu;
-          m2 += m2s[n * C + c] + double(hw) * d * d;
-        }
-        const double var = m2 / double(M);
-        if (running_mean.defined()) {
-          T& rm = running_mean.data()[c];
-          rm = T((1 - momentum) * rm + momentum * mu);
-        }
-        if (running_var.defined()) {
-          T& rv = running_var.data()[c];
-          rv = T((1 - momentum) * rv + momentum * var * double(M) / double(M - 1));
-        }
-        set_channel(c, mu, var);
-      }
+      channel_statistics(C * me / threads, C * (me + 1) / threads);
+#pragma omp barrier
     }
     // pass 2: y = act(x * scale[c] + shift[c] + residual), plane by plane
 #pragma omp for schedule(static)
