@@ -102,6 +102,12 @@ int64_t narrow_k_step(const Conv2dPlan& p) {
   return (p.K + blocks - 1) / blocks;
 }
 
+// The weight gradients' final sums of per-thread partials run on one thread below this many
+// values read and written: waking the other threads (about 40 us each time on the 2-core
+// VM under OMP_WAIT_POLICY=passive) costs more than the sums (a core sums about 15 values a
+// nanosecond). MobileNetV2's weight gradients are mostly under it.
+inline constexpr int64_t kParallelReduceValues = int64_t(1) << 19;
+
 // Column-buffer budget of path 3, in elements: B = budget / (C*KH*KW*P) images per chunk.
 inline constexpr int64_t kConvColumnBudget = int64_t(1) << 20;
 
@@ -552,7 +558,7 @@ void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, cons
     }
   }
   if (!gw) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((threads + 1) * wsize >= kParallelReduceValues)
   for (int64_t i = 0; i < wsize; ++i) {
     T sum = 0;
     for (int64_t t = 0; t < threads; ++t) sum += partials[t * wsize + i];
@@ -699,7 +705,8 @@ void conv2d_weight_grad_channels_last(const Conv2dPlan& p, const T* gy, const T*
     }
   }
   // gw[o, (c, kh, kw)] = sum of the buffers at gwt[o, seg*Np + pos]
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(static) num_threads(threads) \
+    if ((nbuf + 1) * p.O * p.K >= kParallelReduceValues)
   for (int64_t o = 0; o < p.O; ++o)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t kh = 0; kh < p.KH; ++kh)
