@@ -256,6 +256,35 @@ double rel_diff(const Tensor<double>& a, const Tensor<double>& b) {
   return max_abs_diff(a, b) / scale;
 }
 
+// For one test's scope: conv2d picks its paths by shape (TRIT_CONV_PATH unset), and the
+// thread count and TRIT_CONV_PATH are put back as they were at the end.
+class PathsChosenByShape {
+ public:
+  PathsChosenByShape() : threads_(trit::get_num_threads()) {
+    const char* path = std::getenv("TRIT_CONV_PATH");
+    had_path_ = path != nullptr;
+    if (path) path_ = path;
+    ::unsetenv("TRIT_CONV_PATH");
+  }
+  ~PathsChosenByShape() {
+    trit::set_num_threads(threads_);
+    if (had_path_) ::setenv("TRIT_CONV_PATH", path_.c_str(), 1);
+  }
+  PathsChosenByShape(const PathsChosenByShape&) = delete;
+  PathsChosenByShape& operator=(const PathsChosenByShape&) = delete;
+
+ private:
+  int threads_;
+  bool had_path_ = false;
+  std::string path_;
+};
+
+// One conv2d geometry of the tests below: input and weight shapes, options.
+struct ConvCase {
+  trit::Shape x, w;
+  trit::Conv2dOptions o;
+};
+
 }  // namespace
 
 TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 2 threads") {
@@ -264,11 +293,7 @@ TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 
   // last one; split by images or, with a large gradient, by output rows) and the forward
   // with K > 4096 cut into blocks (512 input channels), and a pointwise conv, whose forward
   // and grad input run gemm_narrow on the images in place; in double and float.
-  struct Case {
-    trit::Shape x, w;
-    trit::Conv2dOptions o;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<ConvCase> cases = {
       {{5, 20, 9, 7}, {13, 20, 3, 3}, {1, 1, 1, 1}},
       {{3, 24, 11, 10}, {10, 24, 3, 3}, {2, 1, 1, 1}},
       {{3, 16, 15, 13}, {12, 16, 3, 3}, {2, 1, 1, 1}},  // per image: grad input via col2im
@@ -280,12 +305,9 @@ TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 
       {{3, 24, 5, 7}, {11, 24, 1, 1}, {1, 0, 1, 1}},     // pointwise: grad input as a forward
       {{1, 32, 6, 5}, {20, 32, 3, 3}, {1, 1, 1, 1}},     // one image: split by rows
   };
-  const int threads_before = trit::get_num_threads();
-  const char* path_before = std::getenv("TRIT_CONV_PATH");  // the paths chosen by shape
-  const std::string saved = path_before ? path_before : "";
-  ::unsetenv("TRIT_CONV_PATH");
+  const PathsChosenByShape paths;
   trit::Generator gen(17);
-  for (const Case& c : cases) {
+  for (const ConvCase& c : cases) {
     auto x = Tensor<double>::randn(c.x, gen), w = Tensor<double>::randn(c.w, gen);
     const auto plan = trit::detail::plan_conv2d(c.x, c.w, false, {}, c.o);
     auto gy = Tensor<double>::randn({plan.N, plan.O, plan.OH, plan.OW}, gen);
@@ -310,27 +332,18 @@ TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 
       CHECK(rel_diff(wf.grad().to<double>(), ref.gw) < 1e-5);
     }
   }
-  trit::set_num_threads(threads_before);
-  if (path_before) ::setenv("TRIT_CONV_PATH", saved.c_str(), 1);
 }
 
 TEST_CASE("a pointwise conv on long rows takes its weight gradient as dot products") {
   // 32x32 images (P = 1024 pixels): gw = gy * x^T by kernels::gemm_dot on the images in
   // place; output channels not a multiple of the dot tile, 1 and 2 threads.
-  struct Case {
-    trit::Shape x, w;
-    trit::Conv2dOptions o;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<ConvCase> cases = {
       {{3, 13, 32, 32}, {11, 13, 1, 1}, {1, 0, 1, 1}},
       {{4, 6, 32, 48}, {10, 6, 1, 1}, {1, 0, 1, 1}},
   };
-  const int threads_before = trit::get_num_threads();
-  const char* path_before = std::getenv("TRIT_CONV_PATH");
-  const std::string saved = path_before ? path_before : "";
-  ::unsetenv("TRIT_CONV_PATH");
+  const PathsChosenByShape paths;
   trit::Generator gen(19);
-  for (const Case& c : cases)
+  for (const ConvCase& c : cases)
     for (int threads : {1, 2}) {
       trit::set_num_threads(threads);
       INFO("x ", trit::to_string(c.x), " w ", trit::to_string(c.w), " threads ", threads);
@@ -347,8 +360,6 @@ TEST_CASE("a pointwise conv on long rows takes its weight gradient as dot produc
       trit::conv2d(x.to<float>(), wf, {}, c.o).backward(gy.to<float>());
       CHECK(rel_diff(wf.grad().to<double>(), ref.gw) < 1e-5);
     }
-  trit::set_num_threads(threads_before);
-  if (path_before) ::setenv("TRIT_CONV_PATH", saved.c_str(), 1);
 }
 
 TEST_CASE("conv2d measures its output planes' moments on every path, as measured afterwards") {
@@ -356,29 +367,28 @@ TEST_CASE("conv2d measures its output planes' moments on every path, as measured
   // output must be the bits kernels::moments_of_planes gives on the finished output.
   struct Case {
     const char* path;
-    trit::Shape x, w;
-    trit::Conv2dOptions o;
+    ConvCase conv;
   };
   const std::vector<Case> cases = {
-      {"pointwise, by image", {4, 8, 8, 8}, {12, 8, 1, 1}, {1, 0, 1, 1}},
-      {"pointwise, one image", {1, 8, 8, 8}, {12, 8, 1, 1}, {1, 0, 1, 1}},
-      {"3x3 implicit", {3, 8, 16, 16}, {10, 8, 3, 3}, {1, 1, 1, 1}},
-      {"3x3 stride 2, by image", {3, 8, 17, 17}, {10, 8, 3, 3}, {2, 1, 1, 1}},
-      {"3x3 on 4x4, batch chunks", {5, 8, 4, 4}, {10, 8, 3, 3}, {1, 1, 1, 1}},
-      {"depthwise 8x8", {3, 24, 8, 8}, {24, 1, 3, 3}, {1, 1, 1, 24}},
-      {"depthwise 16x16", {3, 20, 16, 16}, {20, 1, 3, 3}, {1, 1, 1, 20}},
-      {"depthwise stride 2", {3, 20, 16, 16}, {20, 1, 3, 3}, {2, 1, 1, 20}},
-      {"depthwise 5x5", {2, 6, 9, 9}, {6, 1, 5, 5}, {1, 2, 1, 6}},
+      {"pointwise, by image", {{4, 8, 8, 8}, {12, 8, 1, 1}, {1, 0, 1, 1}}},
+      {"pointwise, one image", {{1, 8, 8, 8}, {12, 8, 1, 1}, {1, 0, 1, 1}}},
+      {"3x3 implicit", {{3, 8, 16, 16}, {10, 8, 3, 3}, {1, 1, 1, 1}}},
+      {"3x3 stride 2, by image", {{3, 8, 17, 17}, {10, 8, 3, 3}, {2, 1, 1, 1}}},
+      {"3x3 on 4x4, batch chunks", {{5, 8, 4, 4}, {10, 8, 3, 3}, {1, 1, 1, 1}}},
+      {"depthwise 8x8", {{3, 24, 8, 8}, {24, 1, 3, 3}, {1, 1, 1, 24}}},
+      {"depthwise 16x16", {{3, 20, 16, 16}, {20, 1, 3, 3}, {1, 1, 1, 20}}},
+      {"depthwise stride 2", {{3, 20, 16, 16}, {20, 1, 3, 3}, {2, 1, 1, 20}}},
+      {"depthwise 5x5", {{2, 6, 9, 9}, {6, 1, 5, 5}, {1, 2, 1, 6}}},
   };
-  const int threads_before = trit::get_num_threads();
+  const PathsChosenByShape paths;
   trit::Generator gen(31);
   for (const Case& c : cases)
     for (int threads : {1, 2}) {
       trit::set_num_threads(threads);
       INFO("path ", std::string(c.path), ", threads ", threads);
-      auto x = Tensor<float>::randn(c.x, gen), w = Tensor<float>::randn(c.w, gen);
+      auto x = Tensor<float>::randn(c.conv.x, gen), w = Tensor<float>::randn(c.conv.w, gen);
       trit::kernels::PlaneMoments m;
-      auto y = trit::conv2d(x, w, {}, c.o, &m);
+      auto y = trit::conv2d(x, w, {}, c.conv.o, &m);
       CHECK(m.of == y.data());
       const int64_t planes = y.size(0) * y.size(1), hw = y.size(2) * y.size(3);
       std::vector<double> sum(planes), m2(planes);
@@ -386,5 +396,4 @@ TEST_CASE("conv2d measures its output planes' moments on every path, as measured
       CHECK(m.sum == sum);
       CHECK(m.m2 == m2);
     }
-  trit::set_num_threads(threads_before);
 }

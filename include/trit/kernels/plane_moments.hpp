@@ -29,56 +29,16 @@ namespace trit::kernels {
 namespace detail {
 
 // The moments of one plane of hw values at p: two passes (the sum, then the squared
-// deviations from the plane's mean), each reduced in T. Most planes are small (MobileNetV2 on
-// 32x32 images: a million 8x8 and 4x4 planes a step), so the per-plane cost matters as much
-// as the per-value one: on AVX-512 machines a float plane is summed in two vector
-// accumulators with a masked tail, one horizontal sum per pass (a step's statistics on 2
-// threads took 17 ms through Eigen's general reductions, measured with perf).
+// deviations from the plane's mean), each reduced in T with Eigen's vectorised sums.
 template <class T>
 void one_plane_moments(const T* p, int64_t hw, double& sum, double& m2) {
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    const int64_t whole = hw / 16 * 16;
-    const __mmask16 tail = __mmask16((1u << (hw - whole)) - 1u);
-    __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= whole; i += 32) {
-      a = _mm512_add_ps(a, _mm512_loadu_ps(p + i));
-      b = _mm512_add_ps(b, _mm512_loadu_ps(p + i + 16));
-    }
-    if (i < whole) a = _mm512_add_ps(a, _mm512_loadu_ps(p + i));
-    b = _mm512_add_ps(b, _mm512_maskz_loadu_ps(tail, p + whole));
-    const float s = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
-    const __m512 mean = _mm512_set1_ps(s / float(hw));
-    a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
-    for (i = 0; i + 32 <= whole; i += 32) {
-      const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(p + i), mean);
-      const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(p + i + 16), mean);
-      a = _mm512_fmadd_ps(d0, d0, a);
-      b = _mm512_fmadd_ps(d1, d1, b);
-    }
-    if (i < whole) {
-      const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(p + i), mean);
-      a = _mm512_fmadd_ps(d, d, a);
-    }
-    const __m512 d = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, p + whole), mean);
-    b = _mm512_fmadd_ps(d, d, b);
-    sum = double(s);
-    m2 = double(_mm512_reduce_add_ps(_mm512_add_ps(a, b)));
-    return;
-  }
-#endif
   const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> plane(p, hw);
   const T s = plane.sum();
   sum = double(s);
   m2 = double((plane - s / T(hw)).square().sum());
 }
 
-}  // namespace detail
-
 #if defined(__AVX512F__)
-namespace detail {
-
 // The permutex2var indices of sum_each_of_16's rounds (width 8, 4, 2, 1): round r pairs
 // vectors 2k, 2k+1, whose planes hold 2*width lanes each, into one whose planes hold `width`
 // lanes. Plane g of the result (lanes g*width ...) is the first vector's planes, then the
@@ -149,12 +109,15 @@ inline void moments_of_16_small_planes(const float* p, int64_t hw, double* sum, 
   for (int i = 0; i < 16; ++i) sum[i] = double(s[i]), m2[i] = double(q[i]);
 }
 
+#endif  // __AVX512F__
+
 }  // namespace detail
-#endif
 
 // The moments of `count` consecutive planes of hw values from p (plane i at p + i*hw) into
-// sum[i], m2[i]: small float planes 16 at a time where the machine has AVX-512 (a plane of
-// 16 values costs a few instructions instead of two horizontal sums of its own).
+// sum[i], m2[i]. Most planes are small (MobileNetV2 on 32x32 images: a million 8x8 and 4x4
+// planes a step), so the per-plane cost matters as much as the per-value one: where the
+// machine has AVX-512, float planes of up to 64 values are reduced 16 at a time, a few
+// instructions a plane instead of two horizontal sums of its own.
 template <class T>
 void moments_of_planes(const T* p, int64_t count, int64_t hw, double* sum, double* m2) {
 #if defined(__AVX512F__)

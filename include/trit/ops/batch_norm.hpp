@@ -127,15 +127,14 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
     scale[c] = invstd[c] * (weight.defined() ? weight.data()[c] : T(1));
     shift[c] = (bias.defined() ? bias.data()[c] : T(0)) - mean[c] * scale[c];
   };
-  // plane_sum[nc], plane_m2[nc]: plane (n, c)'s sum and sum of squared deviations from its
-  // own mean (training only)
-  // (measured by the producer of x when `moments` is given: pass 1 is then skipped)
+  // sums[nc], m2s[nc]: plane (n, c)'s sum and sum of squared deviations from its own mean
+  // (training only): pass 1 below measures them into `own`, unless the producer of x did
   const bool pass1 = training && !moments;
-  std::vector<double> own_sum(pass1 ? N * C : 0), own_m2(pass1 ? N * C : 0);
-  double* plane_sum = pass1 ? own_sum.data() : nullptr;
-  double* plane_m2 = pass1 ? own_m2.data() : nullptr;
-  const double* sums = pass1 ? plane_sum : training ? moments->sum.data() : nullptr;
-  const double* m2s = pass1 ? plane_m2 : training ? moments->m2.data() : nullptr;
+  kernels::PlaneMoments own;
+  if (pass1) own.reset(N * C, xd);
+  const kernels::PlaneMoments& planes = training && moments ? *moments : own;
+  const double* sums = planes.sum.data();
+  const double* m2s = planes.m2.data();
   if (!training)  // the running statistics: C values, no pass, no barrier inside the region
     for (int64_t c = 0; c < C; ++c) set_channel(c, running_mean.data()[c], running_var.data()[c]);
   // The statistics of channels [c0, c1) from their planes' moments, then their running
@@ -173,7 +172,7 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
     if (pass1) {  // pass 1: per-plane moments, each thread a contiguous block of planes
       const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
       const int64_t lo = N * C * me / threads, hi = N * C * (me + 1) / threads;
-      kernels::moments_of_planes(xd + lo * hw, hi - lo, hw, plane_sum + lo, plane_m2 + lo);
+      own.measure(xd, lo, hi - lo, hw);
 #pragma omp barrier
       channel_statistics(C * me / threads, C * (me + 1) / threads);
 #pragma omp barrier
