@@ -178,11 +178,13 @@ TEST_CASE("depthwise kernels equal plain loops on every path, 1 and 2 threads") 
                                 gen);
           check_kernels<float>(2, geometry(3, H, W, 3, stride, 1, 1), true, 1e-4, gen);
         }
-    // small planes (H*W <= 64, stride 1; their own vector path where the machine has
-    // AVX-512): every shape up to 8x8 and just past 64 values, more images than the weight
-    // gradient's block of 8 and more channels than threads
+    // small planes (H*W <= 64 and W <= 15, stride 1; their own vector path where the
+    // machine has AVX-512): every shape up to 8x8 and just past 64 values, every width that
+    // path has an instance for (up to 15) and the first past it, more images than the
+    // weight gradient's block of 8 and more channels than threads
     for (int64_t H = 1; H <= 9; ++H)
-      for (int64_t W : {1, 2, 3, 4, 7, 8, 9}) {
+      for (int64_t W : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}) {
+        if (W > 9 && H > 5) continue;  // past 64 values: the flat path, tested above
         check_kernels<float>(9, geometry(5, H, W, 3, 1, 1, 1), H % 2 == 0, 1e-4, gen);
         check_kernels<double>(2, geometry(3, H, W, 3, 1, 1, 1), true, 1e-12, gen);
       }

@@ -24,11 +24,10 @@
 //   32x32 ones. The input gradient is the same sweep over the output gradient (the filter
 //   flipped at stride 1; four interleaved parity classes at stride 2), and the weight
 //   gradient is 9 dot products of the output gradient with the 9 tap sources.
-// - Small planes (float on AVX-512 machines, stride 1, H*W <= 64: MobileNetV2's 8x8 and 4x4
-//   layers on 32x32 images): a plane is at most four vectors, and each tap is one masked
-//   load straight from the plane (SmallPlane below), with no copy into scratch. All of
-//   MobileNetV2's depthwise layers on 2 threads took 26.9 ms a step this way, 35.7 ms
-//   through the flat layout (forward, input and weight gradients, batch 64, 32x32 images).
+// - Small planes (float on AVX-512 machines, stride 1, H*W <= 64 and W <= 15: MobileNetV2's
+//   8x8 and 4x4 layers on 32x32 images): a plane is at most four vectors, held in registers,
+//   and each tap is those vectors shifted by its offset (SmallPlane below), with no copy
+//   into scratch.
 // - General path (other sizes, strides, paddings, dilations): for each filter tap (kh, kw)
 //   the output rows and columns whose input lies inside the image are one rectangle
 //   (valid_output_range), so the inner loop over ow has no branches and vectorises; the plane
@@ -36,6 +35,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -226,22 +226,25 @@ void tap_dot(const T* const* src, const T* g, int64_t rows, int64_t len, int64_t
 }
 
 #if defined(__AVX512F__)
-// Small planes (float, AVX-512): the 3x3 stride-1 layers on planes of at most 64 values (the
-// 8x8 and 4x4 layers of MobileNetV2 on 32x32 images, 7x7 on 28x28). A plane is then at most
-// four 16-float vectors, and the flat sweep above spends more time copying it in and out than
-// computing. Here each output vector k (flat indices 16k .. 16k+15 of the plane, j = oh*W + ow)
-// reads tap (kh, kw) straight from the plane as one masked load at the fixed offset
-// (kh-1)*W + (kw-1): the mask keeps the lanes whose input pixel lies inside the plane (and
-// whose output exists), and the masked-off lanes read as zeros without touching memory, so
-// the loads may reach before or after the plane. No copies, no bounds tests, no junk outputs.
+// Small planes (float, AVX-512): the 3x3 stride-1 layers on planes of at most 64 values and at
+// most 15 wide (the 8x8 and 4x4 layers of MobileNetV2 on 32x32 images, 7x7 on 28x28). A plane
+// is then at most four 16-float vectors, and the flat sweep above spends more time copying it
+// in and out than computing. Here the plane's vectors are loaded once, in registers, and
+// output vector k (flat indices j = 16k .. 16k+15, j = oh*W + ow) gets tap (kh, kw), the input
+// at j + o with o = (kh-1)*W + (kw-1), by shifting the concatenation of vectors k-1, k, k+1 by
+// o lanes (valignd; |o| <= W+1 <= 16). A mask per tap keeps the lanes whose input pixel lies
+// inside the plane (and whose output exists); the other lanes leave the sum as it is. No
+// copies, no bounds tests, no junk outputs. (Reading each tap as a masked load at offset o
+// from memory instead, with the same masks, took twice as long: 23 against 12 ns per 8x8
+// plane, one thread, the loads crossing cache lines.) The shift is an instruction immediate,
+// so the kernels are templates on the width W (with_plane_width picks the instance).
 struct SmallPlane {
-  int64_t HW = 0;              // values per plane
-  int K = 0;                   // vectors per plane, ceil(HW / 16)
-  int64_t offset[9] = {};      // tap t = kh*3 + kw reads input j + offset[t]
-  __mmask16 inside[4][9] = {};  // lanes of vector k whose tap t is inside the plane
-  __mmask16 tail[4] = {};       // lanes of vector k that are outputs (16k + l < HW)
-  SmallPlane(int64_t H, int64_t W) : HW(H * W), K(int((H * W + 15) / 16)) {
-    for (int t = 0; t < 9; ++t) offset[t] = (t / 3 - 1) * W + (t % 3 - 1);
+  int64_t W = 0;
+  int64_t HW = 0;               // values per plane
+  int K = 0;                    // vectors per plane, ceil(HW / 16)
+  __mmask16 inside[4][9] = {};  // lanes of vector k whose tap t = kh*3 + kw is inside the plane
+  __mmask16 tail[4] = {};       // lanes of vector k that are in the plane (16k + l < HW)
+  SmallPlane(int64_t H, int64_t W_) : W(W_), HW(H * W_), K(int((H * W_ + 15) / 16)) {
     for (int k = 0; k < K; ++k)
       for (int l = 0; l < 16; ++l) {
         const int64_t j = 16 * k + l, oh = j / W, ow = j % W;
@@ -253,37 +256,90 @@ struct SmallPlane {
         }
       }
   }
+  // Vector k of a plane; zeros past the plane's end and for k outside [0, K).
+  __m512 vector(const float* plane, int k) const {
+    if (k < 0 || k >= K) return _mm512_setzero_ps();
+    if (tail[k] == 0xFFFF) return _mm512_loadu_ps(plane + 16 * k);
+    return _mm512_maskz_loadu_ps(tail[k], plane + 16 * k);
+  }
 };
 
 inline bool small_plane(const ConvGeometry& g) {
-  return depthwise_fast(g) && g.stride == 1 && g.H * g.W <= 64;
+  return depthwise_fast(g) && g.stride == 1 && g.H * g.W <= 64 && g.W <= 15;
 }
 
-// out[HW] = bias + the 3x3 sweep of f over in[HW] (stride 1, padding 1).
+// Lane l of the result is lane l + O of the concatenation (prev, mid, next), -16 <= O <= 16.
+template <int O>
+inline __m512 shifted(__m512 prev, __m512 mid, __m512 next) {
+  static_assert(O >= -16 && O <= 16);
+  if constexpr (O == 0) return mid;
+  else if constexpr (O == 16) return next;
+  else if constexpr (O == -16) return prev;
+  else if constexpr (O > 0)
+    return _mm512_castsi512_ps(
+        _mm512_alignr_epi32(_mm512_castps_si512(next), _mm512_castps_si512(mid), O));
+  else
+    return _mm512_castsi512_ps(
+        _mm512_alignr_epi32(_mm512_castps_si512(mid), _mm512_castps_si512(prev), 16 + O));
+}
+
+// The 9 taps of output vector k (t = kh*3 + kw), from the plane's vectors k-1, k, k+1.
+template <int W>
+inline void plane_taps(__m512 prev, __m512 mid, __m512 next, __m512 taps[9]) {
+  taps[0] = shifted<-W - 1>(prev, mid, next);
+  taps[1] = shifted<-W>(prev, mid, next);
+  taps[2] = shifted<-W + 1>(prev, mid, next);
+  taps[3] = shifted<-1>(prev, mid, next);
+  taps[4] = mid;
+  taps[5] = shifted<1>(prev, mid, next);
+  taps[6] = shifted<W - 1>(prev, mid, next);
+  taps[7] = shifted<W>(prev, mid, next);
+  taps[8] = shifted<W + 1>(prev, mid, next);
+}
+
+// out[HW] = bias + the 3x3 sweep of f over in[HW] (stride 1, padding 1), taps summed in order
+// t = 0..8 (the flat sweep's order).
+template <int W>
 inline void small_plane_sweep(const SmallPlane& P, const float* in, const float* f, float bias,
                               float* out) {
   __m512 fv[9];
   for (int t = 0; t < 9; ++t) fv[t] = _mm512_set1_ps(f[t]);
+  __m512 prev = _mm512_setzero_ps(), mid = P.vector(in, 0);
   for (int k = 0; k < P.K; ++k) {
-    const float* at = in + 16 * k;
+    const __m512 next = P.vector(in, k + 1);
+    __m512 taps[9];
+    plane_taps<W>(prev, mid, next, taps);
     __m512 acc = _mm512_set1_ps(bias);
-    for (int t = 0; t < 9; ++t)
-      acc = _mm512_fmadd_ps(fv[t], _mm512_maskz_loadu_ps(P.inside[k][t], at + P.offset[t]), acc);
+    for (int t = 0; t < 9; ++t) acc = _mm512_mask3_fmadd_ps(fv[t], taps[t], acc, P.inside[k][t]);
     _mm512_mask_storeu_ps(out + 16 * k, P.tail[k], acc);
+    prev = mid;
+    mid = next;
   }
 }
 
-// sums[t] += sum over the plane of grad[j] * in[j + offset[t]] (inside the plane), in vector
-// sums that the caller keeps in registers across the planes of a channel.
+// sums[t] += sum over the plane of grad[j] * in[j + offset of tap t] (inside the plane), in
+// vector sums that the caller keeps in registers across the planes of a channel.
+template <int W>
 inline void small_plane_dot(const SmallPlane& P, const float* in, const float* grad,
                             __m512 sums[9]) {
+  __m512 prev = _mm512_setzero_ps(), mid = P.vector(in, 0);
   for (int k = 0; k < P.K; ++k) {
-    const float* at = in + 16 * k;
-    const __m512 gv = _mm512_maskz_loadu_ps(P.tail[k], grad + 16 * k);
+    const __m512 next = P.vector(in, k + 1), gv = P.vector(grad, k);
+    __m512 taps[9];
+    plane_taps<W>(prev, mid, next, taps);
     for (int t = 0; t < 9; ++t)
-      sums[t] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(P.inside[k][t], at + P.offset[t]),
-                                sums[t]);
+      sums[t] = _mm512_mask3_fmadd_ps(gv, taps[t], sums[t], P.inside[k][t]);
+    prev = mid;
+    mid = next;
   }
+}
+
+// Calls body(std::integral_constant<int, W>{}) for the plane width W (1..15, small_plane).
+template <class Body>
+void with_plane_width(int64_t W, Body&& body) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((W == I + 1 ? (body(std::integral_constant<int, I + 1>{}), true) : false) || ...);
+  }(std::make_integer_sequence<int, 15>{});
 }
 #endif
 
@@ -298,17 +354,19 @@ void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const C
   if constexpr (std::is_same_v<T, float>) {
     if (detail::small_plane(g)) {
       const detail::SmallPlane P(g.H, g.W);
-      // in groups of 16 planes, whose moments are measured together (plane_moments.hpp)
+      detail::with_plane_width(g.W, [&](auto width) {
+        // in groups of 16 planes, whose moments are measured together (plane_moments.hpp)
 #pragma omp parallel for schedule(static)
-      for (int64_t group = 0; group < (N * C + 15) / 16; ++group) {
-        const int64_t lo = group * 16, hi = std::min(N * C, lo + 16);
-        for (int64_t nc = lo; nc < hi; ++nc) {
-          const int64_t c = nc % C;
-          detail::small_plane_sweep(P, x + nc * P.HW, w + c * 9, bias ? bias[c] : 0.0f,
-                                    y + nc * P.HW);
+        for (int64_t group = 0; group < (N * C + 15) / 16; ++group) {
+          const int64_t lo = group * 16, hi = std::min(N * C, lo + 16);
+          for (int64_t nc = lo; nc < hi; ++nc) {
+            const int64_t c = nc % C;
+            detail::small_plane_sweep<width>(P, x + nc * P.HW, w + c * 9,
+                                             bias ? bias[c] : 0.0f, y + nc * P.HW);
+          }
+          if (moments) moments->measure(y, lo, hi - lo, P.HW);
         }
-        if (moments) moments->measure(y, lo, hi - lo, P.HW);
-      }
+      });
       return;
     }
   }
@@ -376,12 +434,14 @@ void depthwise_backward_input(const T* gy, const T* w, int64_t N, const ConvGeom
   if constexpr (std::is_same_v<T, float>) {
     if (detail::small_plane(g)) {  // the forward's sweep over gy with the filter flipped
       const detail::SmallPlane P(g.H, g.W);
+      detail::with_plane_width(g.W, [&](auto width) {
 #pragma omp parallel for schedule(static)
-      for (int64_t nc = 0; nc < N * C; ++nc) {
-        const float* f = w + (nc % C) * 9;
-        const float flipped[9] = {f[8], f[7], f[6], f[5], f[4], f[3], f[2], f[1], f[0]};
-        detail::small_plane_sweep(P, gy + nc * P.HW, flipped, 0.0f, gx + nc * P.HW);
-      }
+        for (int64_t nc = 0; nc < N * C; ++nc) {
+          const float* f = w + (nc % C) * 9;
+          const float flipped[9] = {f[8], f[7], f[6], f[5], f[4], f[3], f[2], f[1], f[0]};
+          detail::small_plane_sweep<width>(P, gy + nc * P.HW, flipped, 0.0f, gx + nc * P.HW);
+        }
+      });
       return;
     }
   }
@@ -503,21 +563,24 @@ void depthwise_backward_weight(const T* gy, const T* x, int64_t N, const ConvGeo
       // image) rather than one plane C planes away from the last.
       const detail::SmallPlane P(g.H, g.W);
       constexpr int64_t kImages = 8;
+      detail::with_plane_width(g.W, [&](auto width) {
 #pragma omp parallel
-      {
-        const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
-        const int64_t c_begin = C * me / threads, c_end = C * (me + 1) / threads;
-        for (int64_t c = c_begin; c < c_end; ++c)
-          for (int t = 0; t < 9; ++t) gw[c * 9 + t] = 0.0f;
-        for (int64_t n0 = 0; n0 < N; n0 += kImages)
-          for (int64_t c = c_begin; c < c_end; ++c) {
-            __m512 sums[9];
-            for (auto& v : sums) v = _mm512_setzero_ps();
-            for (int64_t n = n0; n < std::min(N, n0 + kImages); ++n)
-              detail::small_plane_dot(P, x + (n * C + c) * P.HW, gy + (n * C + c) * P.HW, sums);
-            for (int t = 0; t < 9; ++t) gw[c * 9 + t] += _mm512_reduce_add_ps(sums[t]);
-          }
-      }
+        {
+          const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+          const int64_t c_begin = C * me / threads, c_end = C * (me + 1) / threads;
+          for (int64_t c = c_begin; c < c_end; ++c)
+            for (int t = 0; t < 9; ++t) gw[c * 9 + t] = 0.0f;
+          for (int64_t n0 = 0; n0 < N; n0 += kImages)
+            for (int64_t c = c_begin; c < c_end; ++c) {
+              __m512 sums[9];
+              for (auto& v : sums) v = _mm512_setzero_ps();
+              for (int64_t n = n0; n < std::min(N, n0 + kImages); ++n)
+                detail::small_plane_dot<width>(P, x + (n * C + c) * P.HW,
+                                               gy + (n * C + c) * P.HW, sums);
+              for (int t = 0; t < 9; ++t) gw[c * 9 + t] += _mm512_reduce_add_ps(sums[t]);
+            }
+        }
+      });
       return;
     }
   }
