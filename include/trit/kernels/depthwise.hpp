@@ -24,10 +24,12 @@
 //   32x32 ones. The input gradient is the same sweep over the output gradient (the filter
 //   flipped at stride 1; four interleaved parity classes at stride 2), and the weight
 //   gradient is 9 dot products of the output gradient with the 9 tap sources.
-// - Small planes (float on AVX-512 machines, stride 1, H*W <= 64 and W <= 15: MobileNetV2's
-//   8x8 and 4x4 layers on 32x32 images): a plane is at most four vectors, held in registers,
-//   and each tap is those vectors shifted by its offset (SmallPlane below), with no copy
-//   into scratch.
+// - Vector planes (float on AVX-512 machines, stride 1): planes of at most 64 values and 15
+//   wide (SmallPlane: MobileNetV2's 8x8 and 4x4 layers on 32x32 images), or whose width is a
+//   multiple of 16 (WidePlane: 32x32, 16x16; forward and input gradient only). Each tap is
+//   the plane's own vectors, loaded in place, shifted by the tap's offset in registers: no
+//   copy into scratch. On 2 threads, batch 64: [64, 192, 16, 16] forward 0.59 -> 0.35 ms,
+//   [64, 576, 8, 8] 0.98 -> 0.44 ms (the 8x8 planes through masked loads before).
 // - General path (other sizes, strides, paddings, dilations): for each filter tap (kh, kw)
 //   the output rows and columns whose input lies inside the image are one rectangle
 //   (valid_output_range), so the inner loop over ow has no branches and vectorises; the plane
@@ -226,47 +228,31 @@ void tap_dot(const T* const* src, const T* g, int64_t rows, int64_t len, int64_t
 }
 
 #if defined(__AVX512F__)
-// Small planes (float, AVX-512): the 3x3 stride-1 layers on planes of at most 64 values and at
-// most 15 wide (the 8x8 and 4x4 layers of MobileNetV2 on 32x32 images, 7x7 on 28x28). A plane
-// is then at most four 16-float vectors, and the flat sweep above spends more time copying it
-// in and out than computing. Here the plane's vectors are loaded once, in registers, and
-// output vector k (flat indices j = 16k .. 16k+15, j = oh*W + ow) gets tap (kh, kw), the input
-// at j + o with o = (kh-1)*W + (kw-1), by shifting the concatenation of vectors k-1, k, k+1 by
-// o lanes (valignd; |o| <= W+1 <= 16). A mask per tap keeps the lanes whose input pixel lies
-// inside the plane (and whose output exists); the other lanes leave the sum as it is. No
-// copies, no bounds tests, no junk outputs. (Reading each tap as a masked load at offset o
-// from memory instead, with the same masks, took twice as long: 23 against 12 ns per 8x8
-// plane, one thread, the loads crossing cache lines.) The shift is an instruction immediate,
-// so the kernels are templates on the width W (with_plane_width picks the instance).
-struct SmallPlane {
-  int64_t W = 0;
-  int64_t HW = 0;               // values per plane
-  int K = 0;                    // vectors per plane, ceil(HW / 16)
-  __mmask16 inside[4][9] = {};  // lanes of vector k whose tap t = kh*3 + kw is inside the plane
-  __mmask16 tail[4] = {};       // lanes of vector k that are in the plane (16k + l < HW)
-  SmallPlane(int64_t H, int64_t W_) : W(W_), HW(H * W_), K(int((H * W_ + 15) / 16)) {
-    for (int k = 0; k < K; ++k)
-      for (int l = 0; l < 16; ++l) {
-        const int64_t j = 16 * k + l, oh = j / W, ow = j % W;
-        if (j >= HW) continue;
-        tail[k] |= __mmask16(1u << l);
-        for (int t = 0; t < 9; ++t) {
-          const int64_t ih = oh + t / 3 - 1, iw = ow + t % 3 - 1;
-          if (ih >= 0 && ih < H && iw >= 0 && iw < W) inside[k][t] |= __mmask16(1u << l);
-        }
-      }
-  }
-  // Vector k of a plane; zeros past the plane's end and for k outside [0, K).
-  __m512 vector(const float* plane, int k) const {
-    if (k < 0 || k >= K) return _mm512_setzero_ps();
-    if (tail[k] == 0xFFFF) return _mm512_loadu_ps(plane + 16 * k);
-    return _mm512_maskz_loadu_ps(tail[k], plane + 16 * k);
-  }
-};
-
-inline bool small_plane(const ConvGeometry& g) {
-  return depthwise_fast(g) && g.stride == 1 && g.H * g.W <= 64 && g.W <= 15;
-}
+// Vector planes (float, AVX-512, 3x3 filters, stride 1, padding 1): the plane's own 16-float
+// vectors, loaded straight from it, supply every tap, with no copy into the flat layout.
+// Output vector k (flat indices j = 16k .. 16k+15 of the plane, j = oh*W + ow) needs tap
+// (kh, kw), the input at j + o with o = (kh-1)*W + (kw-1), which is the concatenation of the
+// input vectors around k shifted by o lanes (valignd, an instruction immediate). Two kinds:
+//
+// - SmallPlane<W>: planes of at most 64 values (four vectors) and at most 15 wide (the 8x8
+//   and 4x4 layers of MobileNetV2 on 32x32 images, 7x7 on 28x28). The vectors of output
+//   vector k-1, k, k+1 hold every tap (|o| <= W+1 <= 16); a mask per tap and vector keeps the
+//   lanes whose input pixel lies inside the plane, and the other lanes leave the sum as it
+//   is. (Reading each tap as a masked load at offset o from memory instead, with the same
+//   masks, took twice as long: 23 against 12 ns per 8x8 plane on one thread, the loads
+//   crossing cache lines.) W is a template parameter: the shifts are immediates.
+// - WidePlane: planes whose width is a whole number R of vectors (32x32, 16x16). Output
+//   vector (r, q), the q-th of row r, takes row kh's taps from input row r+kh-1, vector q
+//   shifted by kw-1 lanes across its neighbours q-1 and q+1; the zero vectors past the
+//   plane's edges (rows -1 and H, columns -1 and R) are the padding, so nothing is masked.
+//   Each output vector loads three input vectors (column q+1 of the three rows); the other
+//   six roll over from the previous output vector.
+//
+// Both give sweep(in, f, bias, out) (the forward, and the input gradient with the filter
+// flipped), with the taps summed in the order t = kh*3 + kw, as the flat sweep does, and
+// SmallPlane dot(in, grad, sums) (the weight gradient's 9 sums). The weight gradient of wide
+// planes stays on the flat path: it walks the planes in memory order, where a channel's
+// planes (4 KiB apart at 32x32, the same L1 sets) walked side by side ran at half its speed.
 
 // Lane l of the result is lane l + O of the concatenation (prev, mid, next), -16 <= O <= 16.
 template <int O>
@@ -283,63 +269,141 @@ inline __m512 shifted(__m512 prev, __m512 mid, __m512 next) {
         _mm512_alignr_epi32(_mm512_castps_si512(mid), _mm512_castps_si512(prev), 16 + O));
 }
 
-// The 9 taps of output vector k (t = kh*3 + kw), from the plane's vectors k-1, k, k+1.
 template <int W>
-inline void plane_taps(__m512 prev, __m512 mid, __m512 next, __m512 taps[9]) {
-  taps[0] = shifted<-W - 1>(prev, mid, next);
-  taps[1] = shifted<-W>(prev, mid, next);
-  taps[2] = shifted<-W + 1>(prev, mid, next);
-  taps[3] = shifted<-1>(prev, mid, next);
-  taps[4] = mid;
-  taps[5] = shifted<1>(prev, mid, next);
-  taps[6] = shifted<W - 1>(prev, mid, next);
-  taps[7] = shifted<W>(prev, mid, next);
-  taps[8] = shifted<W + 1>(prev, mid, next);
-}
+struct SmallPlane {
+  static_assert(W >= 1 && W <= 15);
+  static constexpr bool kWide = false;
+  int64_t HW = 0;               // values per plane
+  int K = 0;                    // vectors per plane, ceil(HW / 16)
+  __mmask16 inside[4][9] = {};  // lanes of vector k whose tap t = kh*3 + kw is inside the plane
+  __mmask16 tail[4] = {};       // lanes of vector k that are in the plane (16k + l < HW)
 
-// out[HW] = bias + the 3x3 sweep of f over in[HW] (stride 1, padding 1), taps summed in order
-// t = 0..8 (the flat sweep's order).
-template <int W>
-inline void small_plane_sweep(const SmallPlane& P, const float* in, const float* f, float bias,
-                              float* out) {
-  __m512 fv[9];
-  for (int t = 0; t < 9; ++t) fv[t] = _mm512_set1_ps(f[t]);
-  __m512 prev = _mm512_setzero_ps(), mid = P.vector(in, 0);
-  for (int k = 0; k < P.K; ++k) {
-    const __m512 next = P.vector(in, k + 1);
-    __m512 taps[9];
-    plane_taps<W>(prev, mid, next, taps);
-    __m512 acc = _mm512_set1_ps(bias);
-    for (int t = 0; t < 9; ++t) acc = _mm512_mask3_fmadd_ps(fv[t], taps[t], acc, P.inside[k][t]);
-    _mm512_mask_storeu_ps(out + 16 * k, P.tail[k], acc);
-    prev = mid;
-    mid = next;
+  explicit SmallPlane(int64_t H) : HW(H * W), K(int((H * W + 15) / 16)) {
+    for (int k = 0; k < K; ++k)
+      for (int l = 0; l < 16; ++l) {
+        const int64_t j = 16 * k + l, oh = j / W, ow = j % W;
+        if (j >= HW) continue;
+        tail[k] |= __mmask16(1u << l);
+        for (int t = 0; t < 9; ++t) {
+          const int64_t ih = oh + t / 3 - 1, iw = ow + t % 3 - 1;
+          if (ih >= 0 && ih < H && iw >= 0 && iw < W) inside[k][t] |= __mmask16(1u << l);
+        }
+      }
   }
-}
 
-// sums[t] += sum over the plane of grad[j] * in[j + offset of tap t] (inside the plane), in
-// vector sums that the caller keeps in registers across the planes of a channel.
-template <int W>
-inline void small_plane_dot(const SmallPlane& P, const float* in, const float* grad,
-                            __m512 sums[9]) {
-  __m512 prev = _mm512_setzero_ps(), mid = P.vector(in, 0);
-  for (int k = 0; k < P.K; ++k) {
-    const __m512 next = P.vector(in, k + 1), gv = P.vector(grad, k);
-    __m512 taps[9];
-    plane_taps<W>(prev, mid, next, taps);
-    for (int t = 0; t < 9; ++t)
-      sums[t] = _mm512_mask3_fmadd_ps(gv, taps[t], sums[t], P.inside[k][t]);
-    prev = mid;
-    mid = next;
+  // Vector k of a plane; zeros past the plane's end and for k outside [0, K).
+  __m512 vector(const float* plane, int k) const {
+    if (k < 0 || k >= K) return _mm512_setzero_ps();
+    if (tail[k] == 0xFFFF) return _mm512_loadu_ps(plane + 16 * k);
+    return _mm512_maskz_loadu_ps(tail[k], plane + 16 * k);
   }
-}
 
-// Calls body(std::integral_constant<int, W>{}) for the plane width W (1..15, small_plane).
+  // The 9 taps of output vector k, from the plane's vectors k-1, k, k+1.
+  static void taps(__m512 prev, __m512 mid, __m512 next, __m512 tap[9]) {
+    tap[0] = shifted<-W - 1>(prev, mid, next);
+    tap[1] = shifted<-W>(prev, mid, next);
+    tap[2] = shifted<-W + 1>(prev, mid, next);
+    tap[3] = shifted<-1>(prev, mid, next);
+    tap[4] = mid;
+    tap[5] = shifted<1>(prev, mid, next);
+    tap[6] = shifted<W - 1>(prev, mid, next);
+    tap[7] = shifted<W>(prev, mid, next);
+    tap[8] = shifted<W + 1>(prev, mid, next);
+  }
+
+  // out[HW] = bias + the 3x3 sweep of f over in[HW].
+  void sweep(const float* in, const float* f, float bias, float* out) const {
+    __m512 fv[9];
+    for (int t = 0; t < 9; ++t) fv[t] = _mm512_set1_ps(f[t]);
+    __m512 prev = _mm512_setzero_ps(), mid = vector(in, 0);
+    for (int k = 0; k < K; ++k) {
+      const __m512 next = vector(in, k + 1);
+      __m512 tap[9];
+      taps(prev, mid, next, tap);
+      __m512 acc = _mm512_set1_ps(bias);
+      for (int t = 0; t < 9; ++t) acc = _mm512_mask3_fmadd_ps(fv[t], tap[t], acc, inside[k][t]);
+      _mm512_mask_storeu_ps(out + 16 * k, tail[k], acc);
+      prev = mid;
+      mid = next;
+    }
+  }
+
+  // sums[t] += sum over the plane of grad[j] * in[j + offset of tap t] (inside the plane), in
+  // vector sums that the caller keeps in registers across planes.
+  void dot(const float* in, const float* grad, __m512 sums[9]) const {
+    __m512 prev = _mm512_setzero_ps(), mid = vector(in, 0);
+    for (int k = 0; k < K; ++k) {
+      const __m512 next = vector(in, k + 1), gv = vector(grad, k);
+      __m512 tap[9];
+      taps(prev, mid, next, tap);
+      for (int t = 0; t < 9; ++t)
+        sums[t] = _mm512_mask3_fmadd_ps(gv, tap[t], sums[t], inside[k][t]);
+      prev = mid;
+      mid = next;
+    }
+  }
+};
+
+struct WidePlane {
+  static constexpr bool kWide = true;
+  int64_t H = 0, R = 0;  // rows, and vectors per row (W = 16 R)
+  int64_t HW = 0;        // values per plane
+
+  WidePlane(int64_t H_, int64_t W) : H(H_), R(W / 16), HW(H_ * W) {}
+
+  // Walks the output vectors of a plane in order, calling visit(j, tap) with j the flat
+  // index of the vector's first value and tap[t] its 9 taps.
+  template <class Visit>
+  void walk(const float* in, Visit&& visit) const {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t r = 0; r < H; ++r) {
+      const float* rows[3];  // input rows r-1, r, r+1 (null past the plane's edges)
+      for (int i = 0; i < 3; ++i)
+        rows[i] = r + i - 1 >= 0 && r + i - 1 < H ? in + (r + i - 1) * R * 16 : nullptr;
+      auto load = [&](int i, int64_t q) {
+        return rows[i] && q < R ? _mm512_loadu_ps(rows[i] + 16 * q) : zero;
+      };
+      __m512 prev[3] = {zero, zero, zero}, mid[3] = {load(0, 0), load(1, 0), load(2, 0)};
+      for (int64_t q = 0; q < R; ++q) {
+        const __m512 next[3] = {load(0, q + 1), load(1, q + 1), load(2, q + 1)};
+        __m512 tap[9];
+        for (int i = 0; i < 3; ++i) {
+          tap[3 * i] = shifted<-1>(prev[i], mid[i], next[i]);
+          tap[3 * i + 1] = mid[i];
+          tap[3 * i + 2] = shifted<1>(prev[i], mid[i], next[i]);
+          prev[i] = mid[i];
+          mid[i] = next[i];
+        }
+        visit((r * R + q) * 16, tap);
+      }
+    }
+  }
+
+  void sweep(const float* in, const float* f, float bias, float* out) const {
+    __m512 fv[9];
+    for (int t = 0; t < 9; ++t) fv[t] = _mm512_set1_ps(f[t]);
+    walk(in, [&](int64_t j, const __m512* tap) {
+      __m512 acc = _mm512_set1_ps(bias);
+      for (int t = 0; t < 9; ++t) acc = _mm512_fmadd_ps(fv[t], tap[t], acc);
+      _mm512_storeu_ps(out + j, acc);
+    });
+  }
+};
+
+// Calls body(plane) with the vector-plane kernels for g and returns true, or returns false
+// where none applies (another geometry: the flat and general paths below).
 template <class Body>
-void with_plane_width(int64_t W, Body&& body) {
+bool with_vector_plane(const ConvGeometry& g, Body&& body) {
+  if (!depthwise_fast(g) || g.stride != 1) return false;
+  if (g.W % 16 == 0) {
+    body(WidePlane(g.H, g.W));
+    return true;
+  }
+  if (g.H * g.W > 64 || g.W > 15) return false;
   [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((W == I + 1 ? (body(std::integral_constant<int, I + 1>{}), true) : false) || ...);
+    ((g.W == I + 1 ? (body(SmallPlane<I + 1>(g.H)), true) : false) || ...);
   }(std::make_integer_sequence<int, 15>{});
+  return true;
 }
 #endif
 
@@ -352,23 +416,19 @@ void depthwise_forward(const T* x, const T* w, const T* bias, int64_t N, const C
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (detail::small_plane(g)) {
-      const detail::SmallPlane P(g.H, g.W);
-      detail::with_plane_width(g.W, [&](auto width) {
-        // in groups of 16 planes, whose moments are measured together (plane_moments.hpp)
+    const bool done = detail::with_vector_plane(g, [&](const auto& P) {
+      // in groups of 16 planes, whose moments are measured together (plane_moments.hpp)
 #pragma omp parallel for schedule(static)
-        for (int64_t group = 0; group < (N * C + 15) / 16; ++group) {
-          const int64_t lo = group * 16, hi = std::min(N * C, lo + 16);
-          for (int64_t nc = lo; nc < hi; ++nc) {
-            const int64_t c = nc % C;
-            detail::small_plane_sweep<width>(P, x + nc * P.HW, w + c * 9,
-                                             bias ? bias[c] : 0.0f, y + nc * P.HW);
-          }
-          if (moments) moments->measure(y, lo, hi - lo, P.HW);
+      for (int64_t group = 0; group < (N * C + 15) / 16; ++group) {
+        const int64_t lo = group * 16, hi = std::min(N * C, lo + 16);
+        for (int64_t nc = lo; nc < hi; ++nc) {
+          const int64_t c = nc % C;
+          P.sweep(x + nc * P.HW, w + c * 9, bias ? bias[c] : 0.0f, y + nc * P.HW);
         }
-      });
-      return;
-    }
+        if (moments) moments->measure(y, lo, hi - lo, P.HW);
+      }
+    });
+    if (done) return;
   }
 #endif
   if (detail::depthwise_fast(g)) {
@@ -432,18 +492,16 @@ void depthwise_backward_input(const T* gy, const T* w, int64_t N, const ConvGeom
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (detail::small_plane(g)) {  // the forward's sweep over gy with the filter flipped
-      const detail::SmallPlane P(g.H, g.W);
-      detail::with_plane_width(g.W, [&](auto width) {
+    // the forward's sweep over gy with the filter flipped
+    const bool done = detail::with_vector_plane(g, [&](const auto& P) {
 #pragma omp parallel for schedule(static)
-        for (int64_t nc = 0; nc < N * C; ++nc) {
-          const float* f = w + (nc % C) * 9;
-          const float flipped[9] = {f[8], f[7], f[6], f[5], f[4], f[3], f[2], f[1], f[0]};
-          detail::small_plane_sweep<width>(P, gy + nc * P.HW, flipped, 0.0f, gx + nc * P.HW);
-        }
-      });
-      return;
-    }
+      for (int64_t nc = 0; nc < N * C; ++nc) {
+        const float* f = w + (nc % C) * 9;
+        const float flipped[9] = {f[8], f[7], f[6], f[5], f[4], f[3], f[2], f[1], f[0]};
+        P.sweep(gy + nc * P.HW, flipped, 0.0f, gx + nc * P.HW);
+      }
+    });
+    if (done) return;
   }
 #endif
   if (detail::depthwise_fast(g) && s == 1) {
@@ -556,33 +614,35 @@ void depthwise_backward_weight(const T* gy, const T* x, int64_t N, const ConvGeo
   const int64_t C = g.C, OH = g.out_h(), OW = g.out_w(), s = g.stride;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (detail::small_plane(g)) {
-      // Threads split the channels, each a contiguous range. A channel's 9 sums stay in
-      // registers across a block of 8 images and are reduced once per block; within a block
-      // the thread walks its channels in order, so it reads 8 sequential streams (one per
-      // image) rather than one plane C planes away from the last.
-      const detail::SmallPlane P(g.H, g.W);
-      constexpr int64_t kImages = 8;
-      detail::with_plane_width(g.W, [&](auto width) {
+    // Small planes: threads split the channels, each a contiguous range. A channel's 9 sums
+    // stay in registers across a block of 8 images and are reduced once per block, into
+    // double; within a block the thread walks its channels in order, so it reads 8
+    // sequential streams (one per image) rather than one plane C planes away from the last.
+    constexpr int64_t kImages = 8;
+    bool done = false;
+    detail::with_vector_plane(g, [&](const auto& P) {
+      if constexpr (!std::decay_t<decltype(P)>::kWide) {
 #pragma omp parallel
         {
           const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
           const int64_t c_begin = C * me / threads, c_end = C * (me + 1) / threads;
-          for (int64_t c = c_begin; c < c_end; ++c)
-            for (int t = 0; t < 9; ++t) gw[c * 9 + t] = 0.0f;
+          std::vector<double> total(static_cast<size_t>((c_end - c_begin) * 9), 0.0);
           for (int64_t n0 = 0; n0 < N; n0 += kImages)
             for (int64_t c = c_begin; c < c_end; ++c) {
               __m512 sums[9];
               for (auto& v : sums) v = _mm512_setzero_ps();
               for (int64_t n = n0; n < std::min(N, n0 + kImages); ++n)
-                detail::small_plane_dot<width>(P, x + (n * C + c) * P.HW,
-                                               gy + (n * C + c) * P.HW, sums);
-              for (int t = 0; t < 9; ++t) gw[c * 9 + t] += _mm512_reduce_add_ps(sums[t]);
+                P.dot(x + (n * C + c) * P.HW, gy + (n * C + c) * P.HW, sums);
+              for (int t = 0; t < 9; ++t)
+                total[(c - c_begin) * 9 + t] += double(_mm512_reduce_add_ps(sums[t]));
             }
+          for (int64_t c = c_begin; c < c_end; ++c)
+            for (int t = 0; t < 9; ++t) gw[c * 9 + t] = float(total[(c - c_begin) * 9 + t]);
         }
-      });
-      return;
-    }
+        done = true;
+      }
+    });
+    if (done) return;
   }
 #endif
   if (detail::depthwise_fast(g)) {
