@@ -16,6 +16,12 @@
 //
 // Keep B's row stride ldb off multiples of 4 KiB (e.g. N + 16 floats for N = 1024): the K
 // rows of one tile would otherwise all map to the same L1 cache set.
+// Loop order: when all of B fits in kNarrowRowsOuterBytes (a short K: MobileNetV2's 16 to 24
+// channel layers on 32x32 images), C is computed one block of MR rows at a time, left to
+// right, so it is written as MR sequential streams while B stays in L2; otherwise one column
+// panel at a time, top to bottom, so the panel is reused from L1 by every row block (C is then
+// written as M short runs far apart: with M = 144 and K = 24 over 64 images of 1024 pixels,
+// 2.8 ms against 1.5 ms for rows first on 2 threads).
 // Single-threaded; callers parallelise over independent products (images).
 #include <algorithm>
 #include <cstdint>
@@ -59,6 +65,9 @@ void pack_narrow_a(const T* A, int64_t lda, int64_t M, int64_t K, T* Ap, bool tr
         Ap[(b * K + k) * MR + i] = row >= M ? T(0) : trans ? A[k * lda + row] : A[row * lda + k];
       }
 }
+
+// B sizes up to which gemm_narrow computes C row block by row block (see above).
+inline constexpr int64_t kNarrowRowsOuterBytes = int64_t(128) << 10;
 
 namespace detail {
 
@@ -105,12 +114,32 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const
   std::vector<T> tail;             // the last, partial column panel of B, zero padded (rare)
   std::vector<int64_t> tail_off;   // its row offsets, k * NR
   constexpr int64_t L = NarrowTile<T>::L;
-  for (int64_t j = 0; j < N; j += NR) {
+  // One MR x NR tile of C: rows i0.., columns j.. (B's panel at `panel` with row offsets off)
+  auto tile = [&](int64_t i0, int64_t j, const T* panel, const int64_t* off) {
     const int64_t n = std::min(NR, N - j);
-    const T* panel = B + j;
-    const int64_t* off = boff;
-    const bool half = n == L;  // a last half panel: the one-vector kernel, read in place
-    if (n < NR && !half) {
+    const bool half = n == L;
+    if (half)
+      detail::narrow_micro_kernel<T, 1>(K, Ap + i0 * K, panel, off, acc);
+    else
+      detail::narrow_micro_kernel<T, 2>(K, Ap + i0 * K, panel, off, acc);
+    const int64_t m = std::min(MR, M - i0);
+    for (int64_t i = 0; i < m; ++i) {
+      const T add = bias ? bias[i0 + i] : T(0);
+      T* dst = C + (i0 + i) * ldc + j;
+      const T* src = acc + i * (half ? L : NR);
+      if (accumulate)
+        for (int64_t q = 0; q < n; ++q) dst[q] += src[q] + add;
+      else
+        for (int64_t q = 0; q < n; ++q) dst[q] = src[q] + add;
+    }
+  };
+  // The panel of B at column j: in place, or (a last partial panel that is not exactly one
+  // vector) copied into `tail`, zero padded.
+  auto panel_at = [&](int64_t j, const T*& panel, const int64_t*& off) {
+    const int64_t n = std::min(NR, N - j);
+    panel = B + j;
+    off = boff;
+    if (n < NR && n != L) {
       tail.assign(static_cast<size_t>(K * NR), T(0));
       tail_off.resize(static_cast<size_t>(K));
       for (int64_t k = 0; k < K; ++k) {
@@ -120,22 +149,22 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const
       panel = tail.data();
       off = tail_off.data();
     }
-    for (int64_t i0 = 0; i0 < M; i0 += MR) {
-      if (half)
-        detail::narrow_micro_kernel<T, 1>(K, Ap + i0 * K, panel, off, acc);
-      else
-        detail::narrow_micro_kernel<T, 2>(K, Ap + i0 * K, panel, off, acc);
-      const int64_t m = std::min(MR, M - i0);
-      for (int64_t i = 0; i < m; ++i) {
-        const T add = bias ? bias[i0 + i] : T(0);
-        T* dst = C + (i0 + i) * ldc + j;
-        const T* src = acc + i * (half ? L : NR);
-        if (accumulate)
-          for (int64_t q = 0; q < n; ++q) dst[q] += src[q] + add;
-        else
-          for (int64_t q = 0; q < n; ++q) dst[q] = src[q] + add;
+  };
+  if (K * N * int64_t(sizeof(T)) <= kNarrowRowsOuterBytes) {
+    for (int64_t i0 = 0; i0 < M; i0 += MR)
+      for (int64_t j = 0; j < N; j += NR) {
+        const T* panel;
+        const int64_t* off;
+        panel_at(j, panel, off);
+        tile(i0, j, panel, off);
       }
-    }
+    return;
+  }
+  for (int64_t j = 0; j < N; j += NR) {
+    const T* panel;
+    const int64_t* off;
+    panel_at(j, panel, off);
+    for (int64_t i0 = 0; i0 < M; i0 += MR) tile(i0, j, panel, off);
   }
 }
 
