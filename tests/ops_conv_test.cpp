@@ -304,6 +304,10 @@ TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 
       {{2, 512, 3, 3}, {300, 512, 3, 3}, {1, 1, 1, 1}},  // a >= 5 MB gradient: split by rows
       {{3, 24, 5, 7}, {11, 24, 1, 1}, {1, 0, 1, 1}},     // pointwise: grad input as a forward
       {{1, 32, 6, 5}, {20, 32, 3, 3}, {1, 1, 1, 1}},     // one image: split by rows
+      // a B over kNarrowRowsOuterBytes with hundreds of columns (the column-panel order), in
+      // place and through tap offsets
+      {{2, 64, 24, 25}, {11, 64, 1, 1}, {1, 0, 1, 1}},
+      {{2, 16, 31, 30}, {13, 16, 3, 3}, {1, 1, 1, 1}},
   };
   const PathsChosenByShape paths;
   trit::Generator gen(17);
