@@ -111,13 +111,27 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const
                  const T* bias, T* C, int64_t ldc, bool accumulate = false) {
   constexpr int64_t MR = NarrowTile<T>::MR, NR = NarrowTile<T>::NR;
   alignas(64) T acc[MR * NR];
-  std::vector<T> tail;             // the last, partial column panel of B, zero padded (rare)
-  std::vector<int64_t> tail_off;   // its row offsets, k * NR
   constexpr int64_t L = NarrowTile<T>::L;
-  // One MR x NR tile of C: rows i0.., columns j.. (B's panel at `panel` with row offsets off)
-  auto tile = [&](int64_t i0, int64_t j, const T* panel, const int64_t* off) {
+  // A last partial column panel that is not exactly one vector (rare) is read from a
+  // zero-padded copy, made once; every other panel (a last one-vector panel included) is
+  // read in place.
+  const int64_t tail_j = N % NR == 0 || N % NR == L ? N : N - N % NR;
+  std::vector<T> tail;            // that panel's copy, K x NR
+  std::vector<int64_t> tail_off;  // its row offsets, k * NR
+  if (tail_j < N) {
+    tail.assign(static_cast<size_t>(K * NR), T(0));
+    tail_off.resize(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) {
+      std::copy(B + boff[k] + tail_j, B + boff[k] + N, &tail[k * NR]);
+      tail_off[k] = k * NR;
+    }
+  }
+  // One MR x NR tile of C: rows i0.., columns j..
+  auto tile = [&](int64_t i0, int64_t j) {
     const int64_t n = std::min(NR, N - j);
-    const bool half = n == L;
+    const bool copied = j == tail_j, half = n == L;
+    const T* panel = copied ? tail.data() : B + j;
+    const int64_t* off = copied ? tail_off.data() : boff;
     if (half)
       detail::narrow_micro_kernel<T, 1>(K, Ap + i0 * K, panel, off, acc);
     else
@@ -133,38 +147,12 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const
         for (int64_t q = 0; q < n; ++q) dst[q] = src[q] + add;
     }
   };
-  // The panel of B at column j: in place, or (a last partial panel that is not exactly one
-  // vector) copied into `tail`, zero padded.
-  auto panel_at = [&](int64_t j, const T*& panel, const int64_t*& off) {
-    const int64_t n = std::min(NR, N - j);
-    panel = B + j;
-    off = boff;
-    if (n < NR && n != L) {
-      tail.assign(static_cast<size_t>(K * NR), T(0));
-      tail_off.resize(static_cast<size_t>(K));
-      for (int64_t k = 0; k < K; ++k) {
-        std::copy(B + boff[k] + j, B + boff[k] + j + n, &tail[k * NR]);
-        tail_off[k] = k * NR;
-      }
-      panel = tail.data();
-      off = tail_off.data();
-    }
-  };
   if (K * N * int64_t(sizeof(T)) <= kNarrowRowsOuterBytes) {
     for (int64_t i0 = 0; i0 < M; i0 += MR)
-      for (int64_t j = 0; j < N; j += NR) {
-        const T* panel;
-        const int64_t* off;
-        panel_at(j, panel, off);
-        tile(i0, j, panel, off);
-      }
-    return;
-  }
-  for (int64_t j = 0; j < N; j += NR) {
-    const T* panel;
-    const int64_t* off;
-    panel_at(j, panel, off);
-    for (int64_t i0 = 0; i0 < M; i0 += MR) tile(i0, j, panel, off);
+      for (int64_t j = 0; j < N; j += NR) tile(i0, j);
+  } else {
+    for (int64_t j = 0; j < N; j += NR)
+      for (int64_t i0 = 0; i0 < M; i0 += MR) tile(i0, j);
   }
 }
 
