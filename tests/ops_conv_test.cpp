@@ -316,9 +316,10 @@ TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 
     const auto plan = trit::detail::plan_conv2d(c.x, c.w, false, {}, c.o);
     auto gy = Tensor<double>::randn({plan.N, plan.O, plan.OH, plan.OW}, gen);
     const NaiveConv ref = naive_conv(x, w, gy, c.o);
-    // (each case's runs of taps fill at least 3/4 of whole SIMD vectors on every ISA)
-    CHECK(trit::detail::gw_channels_last_applies<double>(plan));
-    CHECK(trit::detail::gw_channels_last_applies<float>(plan));
+    // (each case's runs of taps fill at least 3/4 of whole SIMD vectors on every ISA; a
+    // pointwise conv's weight gradient has its own path, tested below)
+    CHECK(trit::detail::gw_channels_last_applies<double>(plan) == !plan.pointwise);
+    CHECK(trit::detail::gw_channels_last_applies<float>(plan) == !plan.pointwise);
     for (int threads : {1, 2}) {
       trit::set_num_threads(threads);
       INFO("x ", trit::to_string(c.x), " w ", trit::to_string(c.w), " threads ", threads);
@@ -338,12 +339,20 @@ TEST_CASE("conv2d's narrow GEMM paths equal plain loops on odd shapes, at 1 and 
   }
 }
 
-TEST_CASE("a pointwise conv on long rows takes its weight gradient as dot products") {
-  // 32x32 images (P = 1024 pixels): gw = gy * x^T by kernels::gemm_dot on the images in
-  // place; output channels not a multiple of the dot tile, 1 and 2 threads.
+TEST_CASE("a pointwise conv's weight gradient reads the larger operand in place") {
+  // conv2d_weight_grad_pointwise: gy read in place when it has at least as many channels as
+  // x, else x; the other transposed with its channels padded to whole SIMD vectors (channel
+  // counts below, at, between and above one and two vectors of 8 or 16 lanes), rows not a
+  // multiple of the micro-kernel's 8 (or 4), chunks of images (32x32 planes: 2-8 images per
+  // chunk, a partial last one), fewer images than threads; 1 and 2 threads.
   const std::vector<ConvCase> cases = {
-      {{3, 13, 32, 32}, {11, 13, 1, 1}, {1, 0, 1, 1}},
-      {{4, 6, 32, 48}, {10, 6, 1, 1}, {1, 0, 1, 1}},
+      {{3, 13, 8, 8}, {11, 13, 1, 1}, {1, 0, 1, 1}},    // x larger: gw transposed
+      {{3, 5, 4, 4}, {19, 5, 1, 1}, {1, 0, 1, 1}},      // gy larger, 5 -> one padded vector
+      {{4, 24, 4, 4}, {40, 24, 1, 1}, {1, 0, 1, 1}},    // 24: a whole and a half panel (AVX-512)
+      {{2, 40, 6, 5}, {33, 40, 1, 1}, {1, 0, 1, 1}},    // odd plane, 40 = 2.5 vectors
+      {{9, 16, 32, 32}, {17, 16, 1, 1}, {1, 0, 1, 1}},  // several chunks, a partial last one
+      {{7, 48, 32, 32}, {8, 48, 1, 1}, {1, 0, 1, 1}},   // x larger, one image per chunk
+      {{1, 12, 8, 8}, {20, 12, 1, 1}, {1, 0, 1, 1}},    // one image: one thread
   };
   const PathsChosenByShape paths;
   trit::Generator gen(19);
@@ -353,8 +362,7 @@ TEST_CASE("a pointwise conv on long rows takes its weight gradient as dot produc
       INFO("x ", trit::to_string(c.x), " w ", trit::to_string(c.w), " threads ", threads);
       auto x = Tensor<double>::randn(c.x, gen), w = Tensor<double>::randn(c.w, gen);
       const auto plan = trit::detail::plan_conv2d(c.x, c.w, false, {}, c.o);
-      CHECK(trit::detail::pointwise_gw_by_dot<double>(plan));
-      CHECK(trit::detail::pointwise_gw_by_dot<float>(plan));
+      CHECK(trit::detail::pointwise_gw_applies(plan));
       auto gy = Tensor<double>::randn({plan.N, plan.O, plan.OH, plan.OW}, gen);
       const NaiveConv ref = naive_conv(x, w, gy, c.o);
       auto wd = w.clone().set_requires_grad();

@@ -33,8 +33,10 @@
 //   place instead of packing it again as Eigen does (on bench/ops.cpp, 1 thread: ResNet-20
 //   16 channels 93 -> 135 GFLOP/s, ResNet-18 128 channels 165 -> 230), in blocks of K of at
 //   most kNarrowPanelBytes per column panel.
-//   The weight gradient of groups-1 convs (3x3 from 16 channels on, 1x1) runs neither: it
-//   reads the images channels-last (conv2d_weight_grad_channels_last), on every path.
+//   The weight gradient of groups-1 convs runs neither: a pointwise conv's reads the larger
+//   of gy and x in place and the smaller transposed (conv2d_weight_grad_pointwise), a 3x3
+//   conv's from 16 channels on reads the images channels-last
+//   (conv2d_weight_grad_channels_last), on every path.
 //      The chunk's columns (kConvColumnBudget elements, 4 MB in float) stay in L3 between
 //      im2col and the GEMM; 16 MB chunks measured slower on bench/ops.cpp.
 //   TRIT_CONV_PATH=image or =chunk in the environment forces 3a or 3b (tests, benchmarks);
@@ -478,12 +480,6 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
 //   grad weight  partial_t[g] (Og x K) += gy[n][g] (Og x P) * col[g]^T (P x K)
 // Each thread sums the weight gradient of its images into its own partial; the partials are
 // added in thread order at the end (deterministic for a given thread count).
-// Whether a pointwise conv's weight gradient runs as kernels::gemm_dot in path 3a (below).
-template <class T>
-bool pointwise_gw_by_dot(const Conv2dPlan& p) {
-  return p.pointwise && p.by_image && p.P >= 1024 && p.P % kernels::NarrowTile<T>::L == 0 &&
-         !std::getenv("TRIT_CONV_PATH");
-}
 template <class T>
 void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T* gx,
                               T* gw) {
@@ -492,19 +488,12 @@ void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, cons
   // kernels::gemm_dot per image and group over the padded grid, no column matrix.
   // Each tile's lane sums cost about as much as 16 steps of its loop, so it needs long rows:
   // 32x32 images (grid 1088) gain, 16x16 (286) measured slower than Eigen and stay there.
-  // A pointwise conv's weight gradient is the same product with x[n] itself as the taps
-  // (K = C rows of P pixels, read in place), taken where the rows are long and whole vectors:
-  // 32x32 images (MobileNetV2's first pointwise layers, batch 64, 2 threads: 144 -> 24
-  // channels 1.84 ms against 2.77 through the channels-last product).
   constexpr int64_t L = kernels::NarrowTile<T>::L;
-  const bool pointwise_gw = gw && pointwise_gw_by_dot<T>(p);
   const ImplicitGrid s(p);
   const bool implicit_gw =
       gw && !p.pointwise && conv_implicit(p) && (s.grid >= 512 || conv_implicit_forced());
   const int64_t Q = (s.grid + L - 1) / L * L;  // the grid padded to whole SIMD vectors
-  const std::vector<int64_t> off = implicit_gw    ? implicit_offsets(p, s)
-                                   : pointwise_gw ? kernels::row_offsets(p.C, p.P)
-                                                  : std::vector<int64_t>();
+  const std::vector<int64_t> off = implicit_gw ? implicit_offsets(p, s) : std::vector<int64_t>();
   T* partials = gw ? conv_workspace<T>(2, threads * wsize) : nullptr;
   if (gw) std::fill(partials, partials + threads * wsize, T(0));
   // grad input: dcol[g] (K x P) = w[g]^T (K x Og) * gy[n][g] through gemm_narrow, gy[n] read
@@ -534,11 +523,6 @@ void conv2d_backward_by_image(const Conv2dPlan& p, const T* gy, const T* x, cons
         for (int64_t g = 0; g < p.G; ++g)
           kernels::gemm_dot<T>(p.Og, p.K, Q, gyg + g * p.Og * Q, Q, xp, off.data() + g * p.K,
                                mine + g * p.Og * p.K, p.K);
-      } else if (pointwise_gw) {
-        for (int64_t g = 0; g < p.G; ++g)
-          kernels::gemm_dot<T>(p.Og, p.K, p.P, gyn + g * p.Og * p.P, p.P,
-                               x + n * p.C * p.P, off.data() + g * p.K, mine + g * p.Og * p.K,
-                               p.K);
       } else if (gw) {
         const T* xcol = x + n * p.C * p.H * p.W;  // a pointwise conv's x[n] is its col
         if (!p.pointwise) {
@@ -600,8 +584,63 @@ void conv2d_backward_input_as_conv(const Conv2dPlan& p, const T* gy, const T* w,
   conv2d_forward(q, gy, wf, static_cast<const T*>(nullptr), gx);
 }
 
-// Weight gradient on channels-last images (groups 1, pointwise included), the
-// transposed form of the forward's product:
+// Weight gradient of a pointwise conv (1x1, stride 1, no padding, groups 1):
+//   gw[o, c] = sum over images n and pixels q of gy[n, o, q] * x[n, c, q]
+// a product whose reduction runs along the pixels, contiguous in both operands. Of gy and x,
+// the one with more channels is read in place as kernels::gemm_narrow_sum's A (its rows are
+// the channels' planes); the other is transposed image by image into [P, Qp] (its channels,
+// rounded up to a SIMD vector with zeros, along the rows), the B whose rows the micro-kernel
+// loads as vectors. So only the smaller tensor is copied (the channels-last path below packs
+// both: MobileNetV2's 8x8 and 4x4 layers 20-45% slower). The result is gw, or gw transposed
+// when x is the larger (R rows of the larger's channels by Qp). Each thread sums its images
+// into its own R x Qp buffer, a chunk of images at a time whose transposed B fits in 256 KiB
+// (L2); the buffers are added in thread order at the end (deterministic for a given thread
+// count).
+inline bool pointwise_gw_applies(const Conv2dPlan& p) {
+  return p.pointwise && p.G == 1 && !std::getenv("TRIT_CONV_PATH");
+}
+template <class T>
+void conv2d_weight_grad_pointwise(const Conv2dPlan& p, const T* gy, const T* x, T* gw) {
+  constexpr int64_t L = kernels::NarrowTile<T>::L;
+  const bool gy_is_a = p.O >= p.C;
+  const T* A = gy_is_a ? gy : x;
+  const T* B = gy_is_a ? x : gy;
+  const int64_t R = gy_is_a ? p.O : p.C, Q = gy_is_a ? p.C : p.O, P = p.P;
+  const int64_t Qp = (Q + L - 1) / L * L, bufsize = R * Qp;
+  const int64_t threads = std::min<int64_t>(omp_get_max_threads(), p.N);
+  T* acc = conv_workspace<T>(2, threads * bufsize);
+  std::fill(acc, acc + threads * bufsize, T(0));
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num();
+    const int64_t n_lo = t * p.N / threads, n_hi = (t + 1) * p.N / threads;
+    const int64_t b = std::clamp<int64_t>((int64_t(256) << 10) / int64_t(sizeof(T)) / (P * Qp),
+                                          1, n_hi - n_lo);
+    T* bt = conv_workspace<T>(0, b * P * Qp);
+    T* mine = acc + t * bufsize;
+    for (int64_t n0 = n_lo; n0 < n_hi; n0 += b) {
+      const int64_t count = std::min(b, n_hi - n0);
+      for (int64_t i = 0; i < count; ++i) {  // image n0 + i of B: [Q, P] -> [P, Qp]
+        T* dst = bt + i * P * Qp;
+        kernels::detail::transpose(B + (n0 + i) * Q * P, P, Q, P, dst, Qp);
+        if (Qp > Q)
+          for (int64_t q = 0; q < P; ++q) std::fill(dst + q * Qp + Q, dst + (q + 1) * Qp, T(0));
+      }
+      kernels::gemm_narrow_sum<T>(R, Qp, P, count, A + n0 * R * P, R * P, bt, Qp, mine, Qp);
+    }
+  }
+#pragma omp parallel for schedule(static) if ((threads + 1) * p.O * p.C >= kParallelReduceValues)
+  for (int64_t o = 0; o < p.O; ++o)
+    for (int64_t c = 0; c < p.C; ++c) {
+      const int64_t at = gy_is_a ? o * Qp + c : c * Qp + o;
+      T sum = 0;
+      for (int64_t t = 0; t < threads; ++t) sum += acc[t * bufsize + at];
+      gw[o * p.C + c] = sum;
+    }
+}
+
+// Weight gradient on channels-last images (groups 1; pointwise convs only under
+// TRIT_CONV_PATH=last), the transposed form of the forward's product:
 //   gw[o, (c, kh, kw)] = sum over n, oh, ow of gy[n, o, oh, ow] * xh_n[oh*s + kh*d][ow*s + kw*d][c]
 // with xh_n image n channels-last and zero-padded (kernels::pad_channels_last). Row (n, oh, ow)
 // of the transposed column matrix needs no copy there: for kernel row kh (and column kw, with
@@ -635,7 +674,7 @@ GwSegments gw_segments(const Conv2dPlan& p) {
 template <class T>
 bool gw_channels_last_applies(const Conv2dPlan& p) {
   if (p.depthwise || p.G != 1) return false;
-  if (pointwise_gw_by_dot<T>(p)) return false;
+  if (pointwise_gw_applies(p)) return false;
   if (const char* e = std::getenv("TRIT_CONV_PATH")) return std::string_view(e) == "last";
   const GwSegments g = gw_segments<T>(p);
   return g.Np * 3 <= g.width * 4;
@@ -730,6 +769,10 @@ void conv2d_backward(const Conv2dPlan& p, const T* gy, const T* x, const T* w, T
   if (gx && transposed_conv_applies(p)) {
     conv2d_backward_input_as_conv(p, gy, w, gx);
     gx = nullptr;  // done
+  }
+  if (gw && pointwise_gw_applies(p)) {
+    conv2d_weight_grad_pointwise(p, gy, x, gw);
+    gw = nullptr;  // done
   }
   if (gw && gw_channels_last_applies<T>(p)) {
     conv2d_weight_grad_channels_last(p, gy, x, gw);
