@@ -344,7 +344,9 @@ TEST_CASE("a pointwise conv's weight gradient reads the larger operand in place"
   // x, else x; the other transposed with its channels padded to whole SIMD vectors (channel
   // counts below, at, between and above one and two vectors of 8 or 16 lanes), rows not a
   // multiple of the micro-kernel's 8 (or 4), chunks of images (32x32 planes: 2-8 images per
-  // chunk, a partial last one), fewer images than threads; 1 and 2 threads.
+  // chunk, a partial last one), fewer images than threads; 1 and 2 threads. The forward and
+  // input gradient are checked too: on 32x32 planes from 33 channels on (4 KiB apart, B over
+  // kNarrowRowsOuterBytes), the float forward copies each image's rows narrow_stride apart.
   const std::vector<ConvCase> cases = {
       {{3, 13, 8, 8}, {11, 13, 1, 1}, {1, 0, 1, 1}},    // x larger: gw transposed
       {{3, 5, 4, 4}, {19, 5, 1, 1}, {1, 0, 1, 1}},      // gy larger, 5 -> one padded vector
@@ -365,11 +367,17 @@ TEST_CASE("a pointwise conv's weight gradient reads the larger operand in place"
       CHECK(trit::detail::pointwise_gw_applies(plan));
       auto gy = Tensor<double>::randn({plan.N, plan.O, plan.OH, plan.OW}, gen);
       const NaiveConv ref = naive_conv(x, w, gy, c.o);
-      auto wd = w.clone().set_requires_grad();
-      trit::conv2d(x, wd, {}, c.o).backward(gy);
+      auto xd = x.clone().set_requires_grad(), wd = w.clone().set_requires_grad();
+      auto yd = trit::conv2d(xd, wd, {}, c.o);
+      yd.backward(gy);
+      CHECK(rel_diff(yd, ref.y) < 1e-12);
+      CHECK(rel_diff(xd.grad(), ref.gx) < 1e-12);
       CHECK(rel_diff(wd.grad(), ref.gw) < 1e-12);
-      auto wf = w.to<float>().set_requires_grad();
-      trit::conv2d(x.to<float>(), wf, {}, c.o).backward(gy.to<float>());
+      auto xf = x.to<float>().set_requires_grad(), wf = w.to<float>().set_requires_grad();
+      auto yf = trit::conv2d(xf, wf, {}, c.o);
+      yf.backward(gy.to<float>());
+      CHECK(rel_diff(yf.to<double>(), ref.y) < 1e-5);
+      CHECK(rel_diff(xf.grad().to<double>(), ref.gx) < 1e-5);
       CHECK(rel_diff(wf.grad().to<double>(), ref.gw) < 1e-5);
     }
 }
