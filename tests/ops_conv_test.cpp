@@ -346,7 +346,8 @@ TEST_CASE("a pointwise conv's weight gradient reads the larger operand in place"
   // multiple of the micro-kernel's 8 (or 4), chunks of images (32x32 planes: 2-8 images per
   // chunk, a partial last one), fewer images than threads; 1 and 2 threads. The forward and
   // input gradient are checked too: on 32x32 planes from 33 channels on (4 KiB apart, B over
-  // kNarrowRowsOuterBytes), the float forward copies each image's rows narrow_stride apart.
+  // kNarrowRowsOuterBytes), the float forward copies each image's rows narrow_stride apart;
+  // on planes of one SIMD vector it runs image pairs (kernels::gemm_narrow_image_pair).
   const std::vector<ConvCase> cases = {
       {{3, 13, 8, 8}, {11, 13, 1, 1}, {1, 0, 1, 1}},    // x larger: gw transposed
       {{3, 5, 4, 4}, {19, 5, 1, 1}, {1, 0, 1, 1}},      // gy larger, 5 -> one padded vector
@@ -355,6 +356,15 @@ TEST_CASE("a pointwise conv's weight gradient reads the larger operand in place"
       {{9, 16, 32, 32}, {17, 16, 1, 1}, {1, 0, 1, 1}},  // several chunks, a partial last one
       {{7, 48, 32, 32}, {8, 48, 1, 1}, {1, 0, 1, 1}},   // x larger, one image per chunk
       {{1, 12, 8, 8}, {20, 12, 1, 1}, {1, 0, 1, 1}},    // one image: one thread
+      // planes of one SIMD vector (16, 8, 4 or 2 values: 4x4 floats under AVX-512, ...) go
+      // forward in image pairs, an odd batch ending with one image
+      {{5, 24, 4, 4}, {19, 24, 1, 1}, {1, 0, 1, 1}},
+      {{5, 12, 2, 4}, {9, 12, 1, 1}, {1, 0, 1, 1}},
+      {{3, 12, 2, 2}, {10, 12, 1, 1}, {1, 0, 1, 1}},
+      {{4, 7, 1, 2}, {11, 7, 1, 1}, {1, 0, 1, 1}},
+      // and in blocks of K over kNarrowPanelBytes (float: AVX-512 at 4x4, SSE at 2x2)
+      {{3, 4200, 4, 4}, {5, 4200, 1, 1}, {1, 0, 1, 1}},
+      {{3, 17000, 2, 2}, {3, 17000, 1, 1}, {1, 0, 1, 1}},
   };
   const PathsChosenByShape paths;
   trit::Generator gen(19);

@@ -73,9 +73,12 @@ namespace detail {
 
 // acc[MR x NV*L] = (packed MR-row block a) * B[0..K, 0..NV*L), row k of B starting at
 // b + boff[k]; NV = 2 vectors of columns (a whole panel, NR) or 1 (a half panel at the end).
+// Vector v of row k is read at b + boff[k] + v * vstride: the next L columns (vstride = L),
+// or the same columns of the next image (gemm_narrow_image_pair).
 template <class T, int NV>
 inline void narrow_micro_kernel(int64_t K, const T* __restrict a, const T* __restrict b,
-                                const int64_t* __restrict boff, T* __restrict acc) {
+                                const int64_t* __restrict boff, T* __restrict acc,
+                                int64_t vstride = NarrowTile<T>::L) {
   using Tile = NarrowTile<T>;
   using Packet = typename Tile::Packet;
   using namespace Eigen::internal;
@@ -86,7 +89,7 @@ inline void narrow_micro_kernel(int64_t K, const T* __restrict a, const T* __res
   for (int64_t k = 0; k < K; ++k) {
     const T* bk = b + boff[k];
     Packet bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = ploadu<Packet>(bk + v * L);
+    for (int v = 0; v < NV; ++v) bv[v] = ploadu<Packet>(bk + v * vstride);
 #pragma GCC unroll 8
     for (int64_t i = 0; i < MR; ++i) {
       const Packet ai = pset1<Packet>(a[i]);
@@ -210,6 +213,38 @@ void gemm_narrow_sum(int64_t M, int64_t N, int64_t P, int64_t count, const T* A,
       else
         detail::narrow_sum_tile<T, 1>(count, P, A + i0 * P, a_image, m, B + j, ldb,
                                       C + i0 * ldc + j, ldc);
+    }
+  }
+}
+
+// gemm_narrow_image_pair: the product of gemm_narrow for two images at once whose rows are
+// one SIMD vector each (a pointwise convolution on 4x4 float planes under AVX-512, N = L):
+//   C_v[M x L] = A * B_v[K x L] (+ bias, or += with accumulate), v < count (1 or 2)
+// with row k of B_v at B + v*b_image + boff[k] and row i of C_v at C + v*c_image + i*L. One
+// image alone is a half panel (1 vector of B per k for MR multiply-adds, the loads as many
+// as the multiply-adds); two side by side make a whole one, as gemm_narrow's wide panels.
+template <class T>
+void gemm_narrow_image_pair(int64_t M, int64_t K, const T* Ap, const T* B, const int64_t* boff,
+                            int64_t b_image, int64_t count, const T* bias, T* C,
+                            int64_t c_image, bool accumulate = false) {
+  constexpr int64_t MR = NarrowTile<T>::MR, L = NarrowTile<T>::L;
+  alignas(64) T acc[MR * 2 * L];
+  for (int64_t i0 = 0; i0 < M; i0 += MR) {
+    if (count == 2)
+      detail::narrow_micro_kernel<T, 2>(K, Ap + i0 * K, B, boff, acc, b_image);
+    else
+      detail::narrow_micro_kernel<T, 1>(K, Ap + i0 * K, B, boff, acc);
+    const int64_t m = std::min(MR, M - i0);
+    for (int64_t i = 0; i < m; ++i) {
+      const T add = bias ? bias[i0 + i] : T(0);
+      for (int64_t v = 0; v < count; ++v) {
+        T* dst = C + v * c_image + (i0 + i) * L;
+        const T* src = acc + (i * count + v) * L;
+        if (accumulate)
+          for (int64_t q = 0; q < L; ++q) dst[q] += src[q] + add;
+        else
+          for (int64_t q = 0; q < L; ++q) dst[q] = src[q] + add;
+      }
     }
   }
 }
