@@ -35,6 +35,21 @@ Tensor<T> total(const Tensor<T>& x) {
   });
 }
 
+// y = x, whose backward hands on the incoming gradient itself, for both of two inputs when
+// given two (an op that shares one gradient tensor between its inputs, as add does).
+template <class T>
+Tensor<T> pass(const Tensor<T>& x) {
+  return trit::record("pass", x.clone(), {x}, [](const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{g};
+  });
+}
+template <class T>
+Tensor<T> pass_both(const Tensor<T>& a, const Tensor<T>& b) {
+  return trit::record("pass_both", a.clone(), {a, b}, [](const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{g, g};
+  });
+}
+
 // A deliberately wrong op: claims d(x^2)/dx = x.
 template <class T>
 Tensor<T> bad_square(const Tensor<T>& x) {
@@ -65,6 +80,29 @@ TEST_CASE("gradients flow and accumulate over shared subexpressions") {
   CHECK_FALSE(y.grad().defined());
   x.zero_grad();
   CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("a leaf's gradient is its own tensor, never one that something else holds") {
+  // The engine keeps an op's gradient as the leaf's grad only when nothing else holds it;
+  // a gradient that is the seed itself, or shared between two inputs, is copied, so adding
+  // into the leaf's grad later changes neither the seed nor the other leaf.
+  auto x = Tensor<double>::from_vector({2}, {1, 2}).set_requires_grad();
+  auto seed = Tensor<double>::from_vector({2}, {3, 4});
+  pass(x).backward(seed);
+  pass(x).backward(seed);  // accumulates in place into x's grad
+  CHECK(x.grad().to_vector() == std::vector<double>{6, 8});
+  CHECK(seed.to_vector() == std::vector<double>{3, 4});
+  auto a = Tensor<double>::ones({2}).set_requires_grad();
+  auto b = Tensor<double>::ones({2}).set_requires_grad();
+  pass_both(a, b).backward(seed);
+  pass(a).backward(seed);
+  CHECK(a.grad().to_vector() == std::vector<double>{6, 8});
+  CHECK(b.grad().to_vector() == std::vector<double>{3, 4});
+  // a fresh gradient (times' result) is kept and accumulates as before
+  auto w = Tensor<double>::from_vector({2}, {5, 6}).set_requires_grad();
+  total(times(w, seed)).backward();
+  total(times(w, seed)).backward();
+  CHECK(w.grad().to_vector() == std::vector<double>{6, 8});
 }
 
 TEST_CASE("a diamond graph sums both paths") {

@@ -73,9 +73,13 @@ void Tensor<T>::backward(const Tensor<T>& grad_output) const {
         " differs from the tensor's ", to_string(shape()));
   NoGradGuard no_grad;  // gradients are plain values: backward itself records nothing
 
+  // The first gradient of a leaf becomes its grad: the op's result itself when nothing else
+  // holds it (no other handle, no view of its storage: a weight gradient, usually), so a
+  // step does not copy every parameter's gradient once more; a copy otherwise.
   auto accumulate_leaf = [](TensorImpl<T>& leaf, const Tensor<T>& g) {
     if (!leaf.grad) {
-      leaf.grad = g.clone().impl_ptr();
+      const bool sole = g.impl_ptr().use_count() == 1 && g.impl().storage.use_count() == 1;
+      leaf.grad = sole ? g.impl_ptr() : g.clone().impl_ptr();
     } else {
       Tensor<T>(leaf.grad).array() += g.array();
     }
