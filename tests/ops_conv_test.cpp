@@ -353,7 +353,10 @@ TEST_CASE("a pointwise conv's weight gradient reads the larger operand in place"
       {{3, 5, 4, 4}, {19, 5, 1, 1}, {1, 0, 1, 1}},      // gy larger, 5 -> one padded vector
       {{4, 24, 4, 4}, {40, 24, 1, 1}, {1, 0, 1, 1}},    // 24: a whole and a half panel (AVX-512)
       {{2, 40, 6, 5}, {33, 40, 1, 1}, {1, 0, 1, 1}},    // odd plane, 40 = 2.5 vectors
-      {{9, 16, 32, 32}, {17, 16, 1, 1}, {1, 0, 1, 1}},  // several chunks, a partial last one
+      // several chunks, a partial last one; with gx, both gradients image by image
+      // (conv2d_backward_pointwise_fused: planes a multiple of 4 KiB, O >= C)
+      {{9, 16, 32, 32}, {17, 16, 1, 1}, {1, 0, 1, 1}},
+      {{3, 5, 32, 32}, {13, 5, 1, 1}, {1, 0, 1, 1}},
       {{7, 48, 32, 32}, {8, 48, 1, 1}, {1, 0, 1, 1}},   // x larger, one image per chunk
       {{1, 12, 8, 8}, {20, 12, 1, 1}, {1, 0, 1, 1}},    // one image: one thread
       // planes of one SIMD vector (16, 8, 4 or 2 values: 4x4 floats under AVX-512, ...) go

@@ -161,7 +161,7 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const
 
 // gemm_narrow_sum: C[M x N] += sum over images n < count of A_n[M x P] * B_n[P x N], a
 // convolution's pointwise weight gradient summed over a chunk of images. A_n is read in
-// place, unpacked: row i of image n is the P contiguous values at A + n*a_image + i*P, one
+// place, unpacked: row i of image n is the P contiguous values at A + n*a_image + i*lda, one
 // broadcast per multiply-add row as in gemm_narrow's micro-kernel. B_n is row-major with row
 // stride ldb at B + n*P*ldb; N must be a multiple of the SIMD width L (callers pad B's rows
 // with zeros) and C's rows (stride ldc) must be writable up to column N. Each MR x NR tile of
@@ -169,8 +169,8 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const
 // Single-threaded.
 namespace detail {
 template <class T, int NV>
-inline void narrow_sum_tile(int64_t count, int64_t P, const T* a, int64_t a_image, int64_t m,
-                            const T* b, int64_t ldb, T* c, int64_t ldc) {
+inline void narrow_sum_tile(int64_t count, int64_t P, const T* a, int64_t lda, int64_t a_image,
+                            int64_t m, const T* b, int64_t ldb, T* c, int64_t ldc) {
   using Tile = NarrowTile<T>;
   using Packet = typename Tile::Packet;
   using namespace Eigen::internal;
@@ -178,7 +178,7 @@ inline void narrow_sum_tile(int64_t count, int64_t P, const T* a, int64_t a_imag
   Packet acc[NV][MR];
   const T* rows[MR];
   for (int64_t i = 0; i < MR; ++i) {
-    rows[i] = a + std::min(i, m - 1) * P;  // rows past m repeat the last; dropped below
+    rows[i] = a + std::min(i, m - 1) * lda;  // rows past m repeat the last; dropped below
     for (int v = 0; v < NV; ++v)
       acc[v][i] = i < m ? ploadu<Packet>(c + i * ldc + v * L) : pset1<Packet>(T(0));
   }
@@ -201,17 +201,17 @@ inline void narrow_sum_tile(int64_t count, int64_t P, const T* a, int64_t a_imag
 }  // namespace detail
 
 template <class T>
-void gemm_narrow_sum(int64_t M, int64_t N, int64_t P, int64_t count, const T* A, int64_t a_image,
-                     const T* B, int64_t ldb, T* C, int64_t ldc) {
+void gemm_narrow_sum(int64_t M, int64_t N, int64_t P, int64_t count, const T* A, int64_t lda,
+                     int64_t a_image, const T* B, int64_t ldb, T* C, int64_t ldc) {
   constexpr int64_t MR = NarrowTile<T>::MR, NR = NarrowTile<T>::NR;
   for (int64_t i0 = 0; i0 < M; i0 += MR) {
     const int64_t m = std::min(MR, M - i0);
     for (int64_t j = 0; j < N; j += NR) {
       if (N - j >= NR)
-        detail::narrow_sum_tile<T, 2>(count, P, A + i0 * P, a_image, m, B + j, ldb,
+        detail::narrow_sum_tile<T, 2>(count, P, A + i0 * lda, lda, a_image, m, B + j, ldb,
                                       C + i0 * ldc + j, ldc);
       else
-        detail::narrow_sum_tile<T, 1>(count, P, A + i0 * P, a_image, m, B + j, ldb,
+        detail::narrow_sum_tile<T, 1>(count, P, A + i0 * lda, lda, a_image, m, B + j, ldb,
                                       C + i0 * ldc + j, ldc);
     }
   }
