@@ -70,11 +70,13 @@ using ConstPlaneOf = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 // Asks the cache for the hw values at p ahead of their use. A channel's planes lie C*hw
 // values apart, so the hardware prefetcher, which follows runs inside a page, stalls at the
-// start of every plane without it.
+// start of every plane without it. Into L2 (locality 1), not L1: a 32x32 plane is 64 lines
+// per array, more than the L1 can have in flight, and asking the L1 for them measured 25%
+// slower ([64, 144, 32, 32] backward on 2 threads: 3.7 against 2.85 ms).
 template <class T>
 void prefetch_plane(const T* p, int64_t hw) {
   const char* bytes = reinterpret_cast<const char*>(p);
-  for (int64_t b = 0; b < hw * int64_t(sizeof(T)); b += 64) __builtin_prefetch(bytes + b);
+  for (int64_t b = 0; b < hw * int64_t(sizeof(T)); b += 64) __builtin_prefetch(bytes + b, 0, 1);
 }
 
 }  // namespace detail
