@@ -331,6 +331,12 @@ int64_t narrow_stride(int64_t n) {
   return n % (2 * line) == 0 ? n + line : n;
 }
 
+// dst[r * ld + i] = src[r * n + i] for r < rows, i < n: rows of n values copied ld apart.
+template <class T>
+void copy_rows(const T* src, int64_t rows, int64_t n, T* dst, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) std::copy(src + r * n, src + (r + 1) * n, dst + r * ld);
+}
+
 // Stride-1 forward of path 3a without a column matrix ("implicit im2col"). Image n is copied
 // into a zero-padded xp[C, Hp, Wp] (Hp = H + 2*pad, Wp = W + 2*pad). On the output grid of
 // width Wp (grid position q = oh*Wp + ow, ow < Wp), row (c, kh, kw) of the column matrix is
@@ -447,7 +453,7 @@ void conv2d_forward(const Conv2dPlan& p, const T* x, const T* w, const T* bias, 
       const T* xn = x + n * p.C * p.P;
       if (copy) {
         T* rows = conv_workspace<T>(0, p.C * ld);
-        for (int64_t c = 0; c < p.C; ++c) std::copy(xn + c * p.P, xn + (c + 1) * p.P, rows + c * ld);
+        copy_rows(xn, p.C, p.P, rows, ld);
         xn = rows;
       }
       for (int64_t g = 0; g < p.G; ++g)
@@ -625,6 +631,14 @@ void conv2d_backward_input_as_conv(const Conv2dPlan& p, const T* gy, const T* w,
   conv2d_forward(q, gy, wf, static_cast<const T*>(nullptr), gx);
 }
 
+// dst[P, Qp] = src[Q, P] transposed, columns Q..Qp zero (Qp >= Q).
+template <class T>
+void transpose_padded(const T* src, int64_t Q, int64_t P, T* dst, int64_t Qp) {
+  kernels::detail::transpose(src, P, Q, P, dst, Qp);
+  if (Qp > Q)
+    for (int64_t q = 0; q < P; ++q) std::fill(dst + q * Qp + Q, dst + (q + 1) * Qp, T(0));
+}
+
 // Weight gradient of a pointwise conv (1x1, stride 1, no padding, groups 1):
 //   gw[o, c] = sum over images n and pixels q of gy[n, o, q] * x[n, c, q]
 // a product whose reduction runs along the pixels, contiguous in both operands. Of gy and x,
@@ -637,14 +651,6 @@ void conv2d_backward_input_as_conv(const Conv2dPlan& p, const T* gy, const T* w,
 // into its own R x Qp buffer, a chunk of images at a time whose transposed B fits in 256 KiB
 // (L2); the buffers are added in thread order at the end (deterministic for a given thread
 // count).
-// dst[P, Qp] = src[Q, P] transposed, columns Q..Qp zero (Qp >= Q).
-template <class T>
-void transpose_padded(const T* src, int64_t Q, int64_t P, T* dst, int64_t Qp) {
-  kernels::detail::transpose(src, P, Q, P, dst, Qp);
-  if (Qp > Q)
-    for (int64_t q = 0; q < P; ++q) std::fill(dst + q * Qp + Q, dst + (q + 1) * Qp, T(0));
-}
-
 inline bool pointwise_gw_applies(const Conv2dPlan& p) {
   return p.pointwise && p.G == 1 && !std::getenv("TRIT_CONV_PATH");
 }
@@ -714,7 +720,7 @@ void conv2d_backward_pointwise_fused(const Conv2dPlan& p, const T* gy, const T* 
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < p.N; ++n) {
       const T* gyn = gy + n * p.O * p.P;
-      for (int64_t o = 0; o < p.O; ++o) std::copy(gyn + o * p.P, gyn + (o + 1) * p.P, rows + o * ld);
+      copy_rows(gyn, p.O, p.P, rows, ld);
       kernels::gemm_narrow<T>(p.C, p.P, p.O, wtp, rows, off.data(), nullptr, gx + n * p.C * p.P,
                               p.P);
       transpose_padded(x + n * p.C * p.P, p.C, p.P, xt, Qp);
