@@ -101,6 +101,15 @@ inline void narrow_micro_kernel(int64_t K, const T* __restrict a, const T* __res
     for (int v = 0; v < NV; ++v) pstoreu(acc + i * NV * L + v * L, c[v][i]);
 }
 
+// dst[q] = src[q] + add for q < n (or += with accumulate): one row of a finished tile.
+template <class T>
+inline void store_row(const T* src, int64_t n, T add, bool accumulate, T* dst) {
+  if (accumulate)
+    for (int64_t q = 0; q < n; ++q) dst[q] += src[q] + add;
+  else
+    for (int64_t q = 0; q < n; ++q) dst[q] = src[q] + add;
+}
+
 }  // namespace detail
 
 // C[M x N] = A * B (+ bias[i] added to row i when bias is not null), A given packed by
@@ -142,12 +151,7 @@ void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* Ap, const T* B, const
     const int64_t m = std::min(MR, M - i0);
     for (int64_t i = 0; i < m; ++i) {
       const T add = bias ? bias[i0 + i] : T(0);
-      T* dst = C + (i0 + i) * ldc + j;
-      const T* src = acc + i * (half ? L : NR);
-      if (accumulate)
-        for (int64_t q = 0; q < n; ++q) dst[q] += src[q] + add;
-      else
-        for (int64_t q = 0; q < n; ++q) dst[q] = src[q] + add;
+      detail::store_row(acc + i * (half ? L : NR), n, add, accumulate, C + (i0 + i) * ldc + j);
     }
   };
   if (K * N * int64_t(sizeof(T)) <= kNarrowRowsOuterBytes) {
@@ -237,14 +241,9 @@ void gemm_narrow_image_pair(int64_t M, int64_t K, const T* Ap, const T* B, const
     const int64_t m = std::min(MR, M - i0);
     for (int64_t i = 0; i < m; ++i) {
       const T add = bias ? bias[i0 + i] : T(0);
-      for (int64_t v = 0; v < count; ++v) {
-        T* dst = C + v * c_image + (i0 + i) * L;
-        const T* src = acc + (i * count + v) * L;
-        if (accumulate)
-          for (int64_t q = 0; q < L; ++q) dst[q] += src[q] + add;
-        else
-          for (int64_t q = 0; q < L; ++q) dst[q] = src[q] + add;
-      }
+      for (int64_t v = 0; v < count; ++v)
+        detail::store_row(acc + (i * count + v) * L, L, add, accumulate,
+                          C + v * c_image + (i0 + i) * L);
     }
   }
 }

@@ -651,6 +651,22 @@ void transpose_padded(const T* src, int64_t Q, int64_t P, T* dst, int64_t Qp) {
 // into its own R x Qp buffer, a chunk of images at a time whose transposed B fits in 256 KiB
 // (L2); the buffers are added in thread order at the end (deterministic for a given thread
 // count).
+// gw[o, c] = sum over threads t of acc[t] (O x Qp, or C x Qp transposed), in thread order:
+// the per-thread partial sums of the pointwise weight gradients below.
+template <class T>
+void sum_pointwise_partials(const Conv2dPlan& p, const T* acc, int64_t threads, int64_t Qp,
+                            bool transposed, T* gw) {
+  const int64_t bufsize = (transposed ? p.C : p.O) * Qp;
+#pragma omp parallel for schedule(static) if ((threads + 1) * p.O * p.C >= kParallelReduceValues)
+  for (int64_t o = 0; o < p.O; ++o)
+    for (int64_t c = 0; c < p.C; ++c) {
+      const int64_t at = transposed ? c * Qp + o : o * Qp + c;
+      T sum = 0;
+      for (int64_t t = 0; t < threads; ++t) sum += acc[t * bufsize + at];
+      gw[o * p.C + c] = sum;
+    }
+}
+
 inline bool pointwise_gw_applies(const Conv2dPlan& p) {
   return p.pointwise && p.G == 1 && !std::getenv("TRIT_CONV_PATH");
 }
@@ -680,14 +696,7 @@ void conv2d_weight_grad_pointwise(const Conv2dPlan& p, const T* gy, const T* x, 
       kernels::gemm_narrow_sum<T>(R, Qp, P, count, A + n0 * R * P, P, R * P, bt, Qp, mine, Qp);
     }
   }
-#pragma omp parallel for schedule(static) if ((threads + 1) * p.O * p.C >= kParallelReduceValues)
-  for (int64_t o = 0; o < p.O; ++o)
-    for (int64_t c = 0; c < p.C; ++c) {
-      const int64_t at = gy_is_a ? o * Qp + c : c * Qp + o;
-      T sum = 0;
-      for (int64_t t = 0; t < threads; ++t) sum += acc[t * bufsize + at];
-      gw[o * p.C + c] = sum;
-    }
+  sum_pointwise_partials(p, acc, threads, Qp, !gy_is_a, gw);
 }
 
 // Both gradients of a widening pointwise conv (O >= C) on planes a multiple of 4 KiB long
@@ -727,13 +736,7 @@ void conv2d_backward_pointwise_fused(const Conv2dPlan& p, const T* gy, const T* 
       kernels::gemm_narrow_sum<T>(p.O, Qp, p.P, 1, rows, ld, 0, xt, Qp, mine, Qp);
     }
   }
-#pragma omp parallel for schedule(static) if ((threads + 1) * p.O * p.C >= kParallelReduceValues)
-  for (int64_t o = 0; o < p.O; ++o)
-    for (int64_t c = 0; c < p.C; ++c) {
-      T sum = 0;
-      for (int64_t t = 0; t < threads; ++t) sum += acc[t * bufsize + o * Qp + c];
-      gw[o * p.C + c] = sum;
-    }
+  sum_pointwise_partials(p, acc, threads, Qp, false, gw);
 }
 
 // Weight gradient on channels-last images (groups 1; pointwise convs only under
